@@ -80,6 +80,9 @@ public sealed class FuseSession : IDisposable
         }
     }
 
+    /// <summary>Waits until every worker has stopped (the filesystem was unmounted); false on timeout.</summary>
+    public bool WaitForExit(TimeSpan timeout) => ((IAsyncResult)_completion.Task).AsyncWaitHandle.WaitOne(timeout);
+
     /// <summary>Waits until the kernel's INIT was answered: the mount is usable.</summary>
     public bool WaitForInit(TimeSpan timeout) => _initialized.Wait(timeout);
 
@@ -161,7 +164,7 @@ public sealed class FuseSession : IDisposable
         {
             try
             {
-                if (!_mount.Unmount(lazy: false) && !Completion.Wait(TimeSpan.FromSeconds(1)))
+                if (!_mount.Unmount(lazy: false) && !WaitForExit(TimeSpan.FromSeconds(1)))
                 {
                     AbortConnection();
                 }
@@ -178,10 +181,10 @@ public sealed class FuseSession : IDisposable
                 }
             }
 
-            if (!Completion.Wait(TimeSpan.FromSeconds(10)))
+            if (!WaitForExit(TimeSpan.FromSeconds(10)))
             {
                 AbortConnection();
-                Completion.Wait(TimeSpan.FromSeconds(10));
+                WaitForExit(TimeSpan.FromSeconds(10));
             }
         }
 
