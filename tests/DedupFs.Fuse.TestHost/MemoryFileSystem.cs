@@ -297,9 +297,8 @@ public sealed class MemoryFileSystem : IFuseFileSystem
         }
     }
 
-    public int Read(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, Span<byte> buffer, out int bytesRead)
+    public int Read(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, ref ReadBuffer data)
     {
-        bytesRead = 0;
         bool slow;
         lock (_lock)
         {
@@ -313,8 +312,23 @@ public sealed class MemoryFileSystem : IFuseFileSystem
             {
                 if (offset < n.Length)
                 {
-                    bytesRead = (int)Math.Min(buffer.Length, n.Length - offset);
-                    n.Data.AsSpan((int)offset, bytesRead).CopyTo(buffer);
+                    // All-zero 4 KiB runs go out as zero segments, as holes will in DedupFs:
+                    // every mount test that reads such data exercises scattered replies.
+                    var bytes = n.Data.AsSpan((int)offset, (int)Math.Min(data.Size, n.Length - offset));
+                    while (bytes.Length > 0)
+                    {
+                        int run = Math.Min(bytes.Length, 4096 - (int)((offset + data.Length) % 4096));
+                        if (bytes.Slice(0, run).ContainsAnyExcept((byte)0))
+                        {
+                            data.Append(bytes.Slice(0, run));
+                        }
+                        else
+                        {
+                            data.AppendZeros(run);
+                        }
+
+                        bytes = bytes.Slice(run);
+                    }
                 }
 
                 n.Atime = DateTimeOffset.UtcNow;

@@ -80,12 +80,11 @@ public sealed class NullFileSystem : IFuseFileSystem
         return Errno.Success;
     }
 
-    public int Read(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, Span<byte> buffer, out int bytesRead)
+    public int Read(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, ref ReadBuffer data)
     {
         ulong size = node.Value == ZeroIno ? ZeroSize : 0;
         ulong available = (ulong)offset >= size ? 0 : size - (ulong)offset;
-        bytesRead = (int)Math.Min((ulong)buffer.Length, available);
-        buffer.Slice(0, bytesRead).Clear();
+        data.AppendZeros((int)Math.Min((ulong)data.Size, available));
         return Errno.Success;
     }
 

@@ -7,8 +7,24 @@ namespace DedupFs.Fuse.Api;
 /// every request that worker serves (no allocation per request): a handler must not keep it after
 /// it returns.
 /// </summary>
-public sealed class FuseRequestContext
+public sealed unsafe class FuseRequestContext
 {
+    /// <summary>Segments of a scattered READ reply: header, then data and zero runs.</summary>
+    internal const int MaxSegments = 64;
+
+    private readonly Interop.Libc.IoVec[] _segments = GC.AllocateArray<Interop.Libc.IoVec>(MaxSegments, pinned: true);
+
+    /// <summary>
+    /// Set by the session for its workers, whose reply buffers are pinned: READ replies may then
+    /// be scattered over segments (zero runs without copying). Elsewhere replies are contiguous.
+    /// </summary>
+    internal bool AllowScatter { get; set; }
+
+    /// <summary>Reply segments after the header, when the last reply was scattered (0: contiguous).</summary>
+    internal int SegmentCount { get; set; }
+
+    internal Interop.Libc.IoVec* Segments => (Interop.Libc.IoVec*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _segments[0]);
+
     // The unique id INTERRUPT named, compared with the current one: a late INTERRUPT for the
     // previous request this worker served can never mark the next one.
     private long _interruptedUnique = -1;
@@ -35,6 +51,7 @@ public sealed class FuseRequestContext
         Uid = header.Uid;
         Gid = header.Gid;
         Pid = header.Pid;
+        SegmentCount = 0;
     }
 
     internal void End() => Volatile.Write(ref _uniqueForInterrupt, 0);

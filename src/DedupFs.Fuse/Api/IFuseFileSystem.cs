@@ -101,12 +101,12 @@ public interface IFuseFileSystem
         return Errno.ENOSYS;
     }
 
-    /// <summary>READ: fill <paramref name="buffer"/> (its length is the size asked) from <paramref name="offset"/>; fewer bytes means EOF.</summary>
-    int Read(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, Span<byte> buffer, out int bytesRead)
-    {
-        bytesRead = 0;
-        return Errno.ENOSYS;
-    }
+    /// <summary>
+    /// READ: put up to <see cref="ReadBuffer.Size"/> bytes from <paramref name="offset"/> into
+    /// <paramref name="data"/> (fewer means end of file). Holes go in as
+    /// <see cref="ReadBuffer.AppendZeros"/>, which copies nothing.
+    /// </summary>
+    int Read(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, ref ReadBuffer data) => Errno.ENOSYS;
 
     /// <param name="writeFlags">FUSE_WRITE_CACHE, FUSE_WRITE_LOCKOWNER, FUSE_WRITE_KILL_SUIDGID.</param>
     int Write(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, ReadOnlySpan<byte> data, uint writeFlags, out int bytesWritten)

@@ -18,7 +18,7 @@ public sealed partial class FuseDispatcher
         return Answer(status, in result, ref reply);
     }
 
-    private int DoRead(FuseRequestContext ctx, NodeId node, ref RequestReader args, ref ReplyWriter reply)
+    private unsafe int DoRead(FuseRequestContext ctx, NodeId node, ref RequestReader args, ref ReplyWriter reply)
     {
         args.TryRead<FuseReadIn>(out var read);
         if (read.Offset > long.MaxValue)
@@ -26,14 +26,27 @@ public sealed partial class FuseDispatcher
             return reply.Error(Errno.EINVAL);
         }
 
-        var buffer = reply.Body.Slice(0, (int)Math.Min(read.Size, (uint)reply.Body.Length));
-        int status = _fs.Read(ctx, node, new FileHandle(read.Fh), (long)read.Offset, buffer, out int bytesRead);
+        int size = (int)Math.Min(read.Size, (uint)reply.Body.Length);
+        // Segment 0 is left for the header; the handler's data and zero runs follow.
+        var data = ctx.AllowScatter
+            ? new ReadBuffer(reply.Body, size, ctx.Segments + 1, FuseRequestContext.MaxSegments - 1)
+            : new ReadBuffer(reply.Body, size, null, 0);
+        int status = _fs.Read(ctx, node, new FileHandle(read.Fh), (long)read.Offset, ref data);
         if (status != Errno.Success)
         {
             return reply.Error(status);
         }
 
-        return (uint)bytesRead > (uint)buffer.Length ? reply.Error(Errno.EIO) : reply.OkBody(bytesRead);
+        if (data.IsContiguous)
+        {
+            return reply.OkBody(data.Length);
+        }
+
+        int length = reply.OkBody(0) + data.Length;
+        reply.SetLength(length);
+        ctx.Segments[0] = new Interop.Libc.IoVec { Base = null /* the session's reply buffer */, Length = (nuint)ReplyWriter.HeaderSize };
+        ctx.SegmentCount = data.SegmentCount + 1;
+        return length;
     }
 
     private int DoWrite(FuseRequestContext ctx, NodeId node, ref RequestReader args, ref ReplyWriter reply)

@@ -78,12 +78,14 @@ public sealed partial class FuseDispatcher
     {
         if (request.Length < InHeaderSize)
         {
+            ctx.SegmentCount = 0;
             _log.Log(FuseLogLevel.Error, $"dropped a request of {request.Length} bytes: shorter than fuse_in_header");
             return 0;
         }
 
         var header = MemoryMarshal.Read<FuseInHeader>(request);
         var reply = new ReplyWriter(replyBuffer, header.Unique);
+        ctx.SegmentCount = 0;
         bool known = OpcodeTable.TryGet(header.Opcode, out var info);
         bool needsReply = !known || info.HasReply;
 

@@ -96,7 +96,9 @@ public sealed class FuseSession : IDisposable
         for (int i = 0; i < workers; i++)
         {
             int fd = i == 0 || !_options.CloneDescriptors ? _mount.Fd : CloneFd();
-            var worker = new Worker(this, fd, Dispatcher.CreateContext(), _options.BufferSize);
+            var context = Dispatcher.CreateContext();
+            context.AllowScatter = true;
+            var worker = new Worker(this, fd, context, _options.BufferSize);
             var thread = new Thread(worker.Run, 256 * 1024) { IsBackground = true, Name = $"fuse-worker-{i}" };
             _workers.Add(thread);
             thread.Start();
@@ -271,8 +273,19 @@ public sealed class FuseSession : IDisposable
                         continue;
                     }
 
-                    iov.Length = (nuint)length;
-                    if (Libc.Writev(fd, &iov, 1) < 0)
+                    nint sent;
+                    if (ctx.SegmentCount > 0)
+                    {
+                        ctx.Segments[0].Base = reply; // the header, then data and zero runs
+                        sent = Libc.Writev(fd, ctx.Segments, ctx.SegmentCount);
+                    }
+                    else
+                    {
+                        iov.Length = (nuint)length;
+                        sent = Libc.Writev(fd, &iov, 1);
+                    }
+
+                    if (sent < 0)
                     {
                         int errno = Libc.LastErrno;
                         if (errno == Errno.ENOENT)

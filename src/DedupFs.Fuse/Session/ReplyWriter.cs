@@ -48,6 +48,13 @@ internal ref struct ReplyWriter
         return Length;
     }
 
+    /// <summary>Sets the header's length for a reply whose body is scattered (see <see cref="Api.ReadBuffer"/>).</summary>
+    public void SetLength(int length)
+    {
+        MemoryMarshal.Write(_buffer, (uint)length);
+        Length = length;
+    }
+
     /// <summary>An empty success (FLUSH, RELEASE, UNLINK...).</summary>
     public int Ok() => OkBody(0);
 

@@ -292,4 +292,41 @@ public class MountTests
             mount.Dispose();
         }
     }
+
+    [Fact]
+    public void ScatteredRepliesKeepDataAndHolesInOrder()
+    {
+        using var mount = new TempMount();
+        var data = new byte[20 * 4096 + 100];
+        var random = new Random(3);
+        for (int page = 0; page < 21; page += 2)
+        {
+            random.NextBytes(data.AsSpan(page * 4096, Math.Min(4096, data.Length - page * 4096)));
+        }
+
+        data[7 * 4096 + 5] = 9; // a lone byte in an otherwise zero page
+        File.WriteAllBytes(mount["sparse"], data);
+        Assert.Equal(data, File.ReadAllBytes(mount["sparse"]));
+        using var stream = new FileStream(mount["sparse"], FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None);
+        var part = new byte[3 * 4096];
+        stream.Position = 4096 + 77;
+        Assert.Equal(part.Length, stream.Read(part));
+        Assert.Equal(data.AsSpan(4096 + 77, part.Length).ToArray(), part);
+    }
+
+    [Fact]
+    public void NullFileSystemServesZerosThroughScatteredReplies()
+    {
+        using var mount = new TempMount(new TestHost.NullFileSystem());
+        Assert.Equal(1L << 40, new FileInfo(mount["zero"]).Length);
+        using var stream = new FileStream(mount["zero"], FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
+        var buffer = new byte[1 << 20];
+        Array.Fill(buffer, (byte)0xFF);
+        stream.Position = (1L << 40) - 1000;
+        Assert.Equal(1000, stream.Read(buffer));
+        Assert.All(buffer.AsSpan(0, 1000).ToArray(), b => Assert.Equal(0, b));
+        Assert.Equal(0xFF, buffer[1000]);
+        stream.Position = 0;
+        stream.Write(buffer);
+    }
 }
