@@ -48,7 +48,27 @@ public sealed class MemoryFileSystem : IFuseFileSystem
         }
     }
 
-    public void Init(FuseConnection connection) => Connection = connection;
+    /// <summary>Optional capabilities to ask for at INIT (writeback cache, locks, passthrough, ...).</summary>
+    public InitFlags ExtraCapabilities { get; init; }
+
+    /// <summary>Open every regular file with FOPEN_DIRECT_IO (bypassing the kernel's page cache).</summary>
+    public bool DirectIo { get; init; }
+
+    /// <summary>When set, regular files named here are opened in passthrough mode on this backing file.</summary>
+    public Func<string, int>? PassthroughBacking { get; init; }
+
+    /// <summary>Lock requests received: (node, type, start, end, sleep, flock).</summary>
+    public List<(ulong Node, uint Type, ulong Start, ulong End, bool Sleep, bool Flock)> Locks { get; } = [];
+
+    public int Reads => Volatile.Read(ref _reads);
+
+    private int _reads;
+
+    public void Init(FuseConnection connection)
+    {
+        connection.Want |= ExtraCapabilities;
+        Connection = connection;
+    }
 
     public void Destroy()
     {
@@ -292,13 +312,29 @@ public sealed class MemoryFileSystem : IFuseFileSystem
             open.Fh = _nextFh++;
             // Slow files bypass the page cache: a read is then a synchronous request that a
             // signal interrupts, where a page-cache read would be asynchronous readahead.
-            open.OpenFlags = n.Slow ? OpenReplyFlags.DirectIo : OpenReplyFlags.None;
+            open.OpenFlags = n.Slow || DirectIo ? OpenReplyFlags.DirectIo : OpenReplyFlags.None;
+            if (PassthroughBacking is not null && !n.IsDir && Connection is { } conn)
+            {
+                string name = _nodes[n.Parent].Children!.First(c => c.Value == n.Ino).Key;
+                int backing = conn.BackingFiles.Open(PassthroughBacking(name));
+                if (backing < 0)
+                {
+                    n.OpenHandles--;
+                    return -backing;
+                }
+
+                open.OpenFlags = OpenReplyFlags.Passthrough;
+                open.BackingId = backing;
+                n.BackingIds.Add(backing);
+            }
+
             return Errno.Success;
         }
     }
 
     public int Read(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, ref ReadBuffer data)
     {
+        Interlocked.Increment(ref _reads);
         bool slow;
         lock (_lock)
         {
@@ -402,6 +438,16 @@ public sealed class MemoryFileSystem : IFuseFileSystem
             if (_nodes.TryGetValue(node.Value, out var n))
             {
                 n.OpenHandles--;
+                if (n.OpenHandles == 0)
+                {
+                    foreach (int backing in n.BackingIds)
+                    {
+                        Connection?.BackingFiles.Close(backing);
+                    }
+
+                    n.BackingIds.Clear();
+                }
+
                 MaybeFree(node.Value);
             }
 
@@ -566,6 +612,21 @@ public sealed class MemoryFileSystem : IFuseFileSystem
                 }
             }
 
+            return Errno.Success;
+        }
+    }
+
+    public int GetLk(FuseRequestContext ctx, NodeId node, FileHandle fh, ulong owner, in FuseFileLock lk, out FuseFileLock conflict)
+    {
+        conflict = lk with { Type = 2 /* F_UNLCK: no conflicting lock */ };
+        return Errno.Success;
+    }
+
+    public int SetLk(FuseRequestContext ctx, NodeId node, FileHandle fh, ulong owner, in FuseFileLock lk, bool sleep, bool flock)
+    {
+        lock (_lock)
+        {
+            Locks.Add((node.Value, lk.Type, lk.Start, lk.End, sleep, flock));
             return Errno.Success;
         }
     }
@@ -796,6 +857,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
         public byte[]? Target { get; set; }
         public SortedDictionary<string, ulong>? Children { get; } = (mode & TypeMask) == DirMode ? new(StringComparer.Ordinal) : null;
         public Dictionary<string, byte[]> Xattrs { get; } = new(StringComparer.Ordinal);
+        public List<int> BackingIds { get; } = [];
         public DateTimeOffset Atime { get; set; } = DateTimeOffset.UtcNow;
         public DateTimeOffset Mtime { get; set; } = DateTimeOffset.UtcNow;
         public DateTimeOffset Ctime { get; set; } = DateTimeOffset.UtcNow;

@@ -28,5 +28,8 @@ public sealed class FuseConnection
     /// <summary>Sends notifications (invalidations, store, retrieve) to the kernel through the session's queue.</summary>
     public FuseNotifier Notifier { get; internal set; } = FuseNotifier.Disconnected;
 
+    /// <summary>Backing files for FUSE passthrough (see <see cref="FuseBackingFiles"/>).</summary>
+    public FuseBackingFiles BackingFiles { get; internal set; } = FuseBackingFiles.Unavailable;
+
     public bool Has(InitFlags flag) => (Want & flag) == flag;
 }

@@ -39,6 +39,7 @@ public sealed class FuseSession : IDisposable
         Dispatcher.Initialized += _initialized.Set;
         _notifier = new FuseNotifier(mount.Fd, _log);
         Dispatcher.Notifier = _notifier;
+        Dispatcher.Connection.BackingFiles = new FuseBackingFiles(mount.Fd);
     }
 
     public FuseDispatcher Dispatcher { get; }
