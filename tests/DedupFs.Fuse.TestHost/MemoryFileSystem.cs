@@ -631,6 +631,63 @@ public sealed class MemoryFileSystem : IFuseFileSystem
         }
     }
 
+    /// <summary>Answers to notify-retrieve: (id, node, offset, bytes).</summary>
+    public List<(ulong Unique, ulong Node, long Offset, byte[] Data)> Retrieved { get; } = [];
+
+    public void RetrieveReply(ulong notifyUnique, NodeId node, long offset, ReadOnlySpan<byte> data)
+    {
+        lock (Retrieved)
+        {
+            Retrieved.Add((notifyUnique, node.Value, offset, data.ToArray()));
+        }
+    }
+
+    public int TmpFile(FuseRequestContext ctx, NodeId parent, uint mode, uint umask, int flags, out FuseEntryOut entry, out FuseOpenOut open)
+    {
+        lock (_lock)
+        {
+            entry = default;
+            open = default;
+            if (!TryDir(parent, out _, out int error))
+            {
+                return error;
+            }
+
+            var n = new Node(_nextIno++, RegMode | (mode & ~umask & 0xFFF)) { Uid = ctx.Uid, Gid = ctx.Gid, Parent = parent.Value, Nlink = 0 };
+            n.OpenHandles++;
+            _nodes[n.Ino] = n;
+            entry = EntryFor(n);
+            open.Fh = _nextFh++;
+            return Errno.Success;
+        }
+    }
+
+    public int StatX(FuseRequestContext ctx, NodeId node, FileHandle? fh, uint statxFlags, uint mask, out FuseStatxOut statx)
+    {
+        lock (_lock)
+        {
+            statx = default;
+            if (!_nodes.TryGetValue(node.Value, out var n))
+            {
+                return Errno.ENOENT;
+            }
+
+            var attr = n.Attr();
+            statx.AttrValid = 1;
+            statx.Stat = new FuseStatx
+            {
+                Mask = 0x7FF | 0x800, // STATX_BASIC_STATS | STATX_BTIME
+                BlkSize = attr.BlkSize, Nlink = attr.Nlink, Uid = attr.Uid, Gid = attr.Gid, Mode = (ushort)attr.Mode,
+                Ino = attr.Ino, Size = attr.Size, Blocks = attr.Blocks,
+                Atime = new FuseSxTime { TvSec = (long)attr.Atime, TvNsec = attr.AtimeNsec },
+                Mtime = new FuseSxTime { TvSec = (long)attr.Mtime, TvNsec = attr.MtimeNsec },
+                Ctime = new FuseSxTime { TvSec = (long)attr.Ctime, TvNsec = attr.CtimeNsec },
+                Btime = new FuseSxTime { TvSec = n.Birth.ToUnixTimeSeconds() },
+            };
+            return Errno.Success;
+        }
+    }
+
     public int Access(FuseRequestContext ctx, NodeId node, int mask)
     {
         lock (_lock)
@@ -858,6 +915,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
         public SortedDictionary<string, ulong>? Children { get; } = (mode & TypeMask) == DirMode ? new(StringComparer.Ordinal) : null;
         public Dictionary<string, byte[]> Xattrs { get; } = new(StringComparer.Ordinal);
         public List<int> BackingIds { get; } = [];
+        public DateTimeOffset Birth { get; } = DateTimeOffset.FromUnixTimeSeconds(1_000_000_000); // a recognisable btime
         public DateTimeOffset Atime { get; set; } = DateTimeOffset.UtcNow;
         public DateTimeOffset Mtime { get; set; } = DateTimeOffset.UtcNow;
         public DateTimeOffset Ctime { get; set; } = DateTimeOffset.UtcNow;

@@ -37,7 +37,7 @@ public sealed class NullFileSystem : IFuseFileSystem
 
         lock (_lock)
         {
-            if (_names.TryGetValue(Encoding.UTF8.GetString(name), out var found))
+            if (_names.Count > 0 && _names.TryGetValue(Encoding.UTF8.GetString(name), out var found))
             {
                 entry = Entry(found.Ino, found.Mode, 0);
                 return Errno.Success;
