@@ -26,7 +26,7 @@ public sealed class NullFileSystem : IFuseFileSystem
         entry = default;
         if (parent != NodeId.Root)
         {
-            return Errno.ENOENT;
+            return parent.Value == ZeroIno ? Errno.ENOTDIR : Errno.ENOENT;
         }
 
         if (name.SequenceEqual(ZeroName))
@@ -77,7 +77,15 @@ public sealed class NullFileSystem : IFuseFileSystem
     public int Open(FuseRequestContext ctx, NodeId node, int flags, out FuseOpenOut open)
     {
         open = new FuseOpenOut { OpenFlags = OpenReplyFlags.DirectIo };
-        return Errno.Success;
+        if (node.Value == ZeroIno)
+        {
+            return Errno.Success;
+        }
+
+        lock (_lock)
+        {
+            return _modes.ContainsKey(node.Value) ? Errno.Success : node == NodeId.Root ? Errno.EISDIR : Errno.ENOENT;
+        }
     }
 
     public int Read(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, ref ReadBuffer data)
@@ -100,7 +108,7 @@ public sealed class NullFileSystem : IFuseFileSystem
         open = new FuseOpenOut { OpenFlags = OpenReplyFlags.DirectIo };
         if (parent != NodeId.Root)
         {
-            return Errno.ENOENT;
+            return parent.Value == ZeroIno ? Errno.ENOTDIR : Errno.ENOENT;
         }
 
         if (name.SequenceEqual(ZeroName))
@@ -128,6 +136,11 @@ public sealed class NullFileSystem : IFuseFileSystem
 
     public int Unlink(FuseRequestContext ctx, NodeId parent, ReadOnlySpan<byte> name)
     {
+        if (parent == NodeId.Root && name.SequenceEqual(ZeroName))
+        {
+            return Errno.EPERM;
+        }
+
         string key = Encoding.UTF8.GetString(name);
         lock (_lock)
         {
@@ -146,7 +159,7 @@ public sealed class NullFileSystem : IFuseFileSystem
 
     public int StatFs(FuseRequestContext ctx, NodeId node, out FuseKStatFs stat)
     {
-        stat = new FuseKStatFs { Blocks = 1 << 28, Bfree = 1 << 28, Bavail = 1 << 28, Files = 1 << 20, Ffree = 1 << 20, Bsize = 4096, Frsize = 4096, NameLen = 255 };
+        stat = new FuseKStatFs { Blocks = 1 << 30, Bfree = 1 << 30, Bavail = 1 << 30, Files = 1 << 20, Ffree = 1 << 20, Bsize = 4096, Frsize = 4096, NameLen = 255 };
         return Errno.Success;
     }
 
