@@ -8,7 +8,21 @@ using DedupFs.Fuse.Mounting;
 using DedupFs.Fuse.Session;
 using DedupFs.Fuse.TestHost;
 
-if (args.Length < 2 || args[0] is not ("null" or "memory"))
+// Positional words are the kind and the mount point; options may stand anywhere.
+var positional = new List<string>();
+for (int i = 0; i < args.Length; i++)
+{
+    if (args[i] == "--workers")
+    {
+        i++;
+    }
+    else if (!args[i].StartsWith("--", StringComparison.Ordinal))
+    {
+        positional.Add(args[i]);
+    }
+}
+
+if (positional.Count != 2 || positional[0] is not ("null" or "memory"))
 {
     Console.Error.WriteLine("usage: DedupFs.Fuse.TestHost null|memory MOUNTPOINT [--workers N] [--fusermount] [--no-clone]");
     return 2;
@@ -22,7 +36,7 @@ if (at >= 0 && (at + 1 >= args.Length || !int.TryParse(args[at + 1], out workers
     return 2;
 }
 
-IFuseFileSystem fs = args[0] == "null" ? new NullFileSystem() : new MemoryFileSystem();
+IFuseFileSystem fs = positional[0] == "null" ? new NullFileSystem() : new MemoryFileSystem();
 if (fs is MemoryFileSystem memory)
 {
     memory.AddSlowFile("slow");
@@ -30,8 +44,8 @@ if (fs is MemoryFileSystem memory)
 
 var mountOptions = new FuseMountOptions
 {
-    MountPoint = args[1],
-    FsName = "testhost-" + args[0],
+    MountPoint = positional[1],
+    FsName = "testhost-" + positional[0],
     Subtype = "testhost",
     Method = args.Contains("--fusermount") ? MountMethod.Fusermount : MountMethod.Auto,
 };
