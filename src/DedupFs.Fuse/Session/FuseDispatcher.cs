@@ -42,6 +42,9 @@ public sealed partial class FuseDispatcher
     /// <summary>True once DESTROY arrived: the kernel is done with this connection.</summary>
     public bool IsDestroyed => _destroyed;
 
+    /// <summary>Requests and errors per opcode.</summary>
+    public FuseStatistics Statistics { get; } = new();
+
     /// <summary>Raised (on a worker thread) when INIT completed.</summary>
     public event Action? Initialized;
 
@@ -96,6 +99,7 @@ public sealed partial class FuseDispatcher
 
         if (!known)
         {
+            Statistics.Count(header.Opcode, error: true);
             _log.Log(FuseLogLevel.Warning, $"unknown opcode {header.Opcode} (unique {header.Unique}): ENOSYS");
             return reply.Error(Errno.ENOSYS);
         }
@@ -122,6 +126,13 @@ public sealed partial class FuseDispatcher
         try
         {
             int length = Dispatch((FuseOpcode)header.Opcode, in header, ref args, ref reply, ctx);
+            bool error = length >= ReplyWriter.HeaderSize && MemoryMarshal.Read<FuseOutHeader>(replyBuffer).Error != 0;
+            Statistics.Count(header.Opcode, info.HasReply && error);
+            if (_options.Trace)
+            {
+                Trace(in header, info, length, replyBuffer);
+            }
+
             return info.HasReply ? length : 0;
         }
         catch (Exception e)
@@ -140,9 +151,19 @@ public sealed partial class FuseDispatcher
 
     private int Malformed(ref ReplyWriter reply, bool needsReply, in FuseInHeader header, string why)
     {
+        Statistics.CountMalformed();
         string name = OpcodeTable.NameOf(header.Opcode);
         _log.Log(FuseLogLevel.Error, $"malformed {name} (unique {header.Unique}): {why}; {(needsReply ? "answered EIO" : "dropped")}");
         return needsReply ? reply.Error(Errno.EIO) : 0;
+    }
+
+    /// <summary>One line per request, like libfuse's -d: only with <see cref="FuseSessionOptions.Trace"/>.</summary>
+    private void Trace(in FuseInHeader header, OpcodeInfo info, int length, ReadOnlySpan<byte> replyBuffer)
+    {
+        string outcome = !info.HasReply ? "no reply"
+            : MemoryMarshal.Read<FuseOutHeader>(replyBuffer) is { Error: not 0 } failed ? $"error {-failed.Error} ({Interop.Libc.StrError(-failed.Error)})"
+            : $"ok, {length} bytes";
+        _log.Log(FuseLogLevel.Debug, $"{info.Name} unique={header.Unique} node={header.NodeId} uid={header.Uid} pid={header.Pid} len={header.Len}: {outcome}");
     }
 
     private int Dispatch(FuseOpcode opcode, in FuseInHeader header, ref RequestReader args, ref ReplyWriter reply, FuseRequestContext ctx)

@@ -291,6 +291,7 @@ public sealed class FuseSession : IDisposable
                         int errno = Libc.LastErrno;
                         if (errno == Errno.ENOENT)
                         {
+                            dispatcher.Statistics.CountUndelivered();
                             // The caller went away (interrupted): the kernel dropped the request.
                             var opcode = (FuseOpcode)MemoryMarshal.Read<FuseInHeader>(requestSpan).Opcode;
                             dispatcher.ForgetUndelivered(opcode, new ReadOnlySpan<byte>(reply, length));

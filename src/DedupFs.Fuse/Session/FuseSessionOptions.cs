@@ -35,6 +35,9 @@ public sealed class FuseSessionOptions
 
     public Api.IFuseLogger Logger { get; init; } = Api.StderrFuseLogger.Instance;
 
+    /// <summary>Log every request and its outcome at Debug level (like libfuse's -d). Slow: for debugging only.</summary>
+    public bool Trace { get; init; }
+
     /// <summary>Size of each worker's request and reply buffers.</summary>
     internal int BufferSize => MaxWrite + FuseConstants.BufferHeaderSize;
 }

@@ -446,6 +446,34 @@ public class DispatcherTests
         }
     }
 
+    [Fact]
+    public void StatisticsCountRequestsErrorsAndMalformedOnes()
+    {
+        Init();
+        Send(new RequestBuilder(FuseOpcode.Lookup).Name("missing").Build());
+        Send(new RequestBuilder(FuseOpcode.MkDir).Struct(new FuseMkDirIn()).Name("d").Build());
+        Send(new RequestBuilder(FuseOpcode.Lookup).Name("d").Build());
+        Send(new RequestBuilder(FuseOpcode.Lookup).Bytes("no-nul"u8).Build());
+        var stats = _dispatcher.Statistics;
+        Assert.Equal(3, stats.Requests(FuseOpcode.Lookup));
+        Assert.Equal(2, stats.Errors(FuseOpcode.Lookup)); // ENOENT and the malformed name's EIO
+        Assert.Equal(1, stats.Requests(FuseOpcode.MkDir));
+        Assert.Equal(0, stats.Errors(FuseOpcode.MkDir));
+        Assert.Equal(1, stats.Requests(FuseOpcode.Init));
+        Assert.Contains(stats.Snapshot(), row => row.Name == "LOOKUP" && row.Requests == 3);
+    }
+
+    [Fact]
+    public void TraceLogsEveryRequestWithItsOutcome()
+    {
+        var log = new RecordingLogger();
+        var dispatcher = new FuseDispatcher(new MemoryFileSystem(), new FuseSessionOptions { Logger = log, Trace = true });
+        dispatcher.Handle(new RequestBuilder(FuseOpcode.Init, 0).Struct(new FuseInitIn { Major = 7, Minor = 45 }).Build(), _reply);
+        dispatcher.Handle(new RequestBuilder(FuseOpcode.Lookup, unique: 77).Name("missing").Build(), _reply);
+        Assert.Contains(log.Lines, l => l.StartsWith("INIT unique=7", StringComparison.Ordinal) && l.Contains("ok, 80 bytes"));
+        Assert.Contains(log.Lines, l => l.StartsWith("LOOKUP unique=77 node=1", StringComparison.Ordinal) && l.Contains("error 2"));
+    }
+
     private sealed class RecordingLogger : IFuseLogger
     {
         public List<string> Lines { get; } = [];
