@@ -329,4 +329,27 @@ public class MountTests
         stream.Position = 0;
         stream.Write(buffer);
     }
+
+    [Theory]
+    [InlineData(MountMethod.Syscall)]
+    [InlineData(MountMethod.Fusermount)]
+    public void ReadOnlyAllowOtherAndDefaultPermissionsReachTheKernel(MountMethod method)
+    {
+        using var mount = new TempMount(options: path => new FuseMountOptions
+        {
+            MountPoint = path, FsName = "opts-test", Subtype = "optstest", ReadOnly = true, AllowOther = true, DefaultPermissions = true, Method = method,
+        });
+        var line = File.ReadAllLines("/proc/self/mounts").Single(l => l.Split(' ')[1] == mount.Path);
+        var fields = line.Split(' ');
+        Assert.Equal("opts-test", fields[0]);
+        Assert.Equal("fuse.optstest", fields[2]);
+        var options = fields[3].Split(',');
+        Assert.Contains("ro", options);
+        Assert.Contains("nosuid", options);
+        Assert.Contains("nodev", options);
+        Assert.Contains("allow_other", options);
+        Assert.Contains("default_permissions", options);
+        var error = Assert.ThrowsAny<IOException>(() => File.WriteAllText(mount["nope"], "x"));
+        Assert.Contains("Read-only", error.Message, StringComparison.OrdinalIgnoreCase);
+    }
 }

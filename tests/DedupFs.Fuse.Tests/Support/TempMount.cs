@@ -12,13 +12,13 @@ namespace DedupFs.Fuse.Tests.Support;
 /// </summary>
 internal sealed class TempMount : IDisposable
 {
-    public TempMount(IFuseFileSystem? fs = null, MountMethod method = MountMethod.Auto, int workers = 4)
+    public TempMount(IFuseFileSystem? fs = null, MountMethod method = MountMethod.Auto, int workers = 4, Func<string, FuseMountOptions>? options = null)
     {
         FileSystem = fs ?? new MemoryFileSystem();
         Path = Directory.CreateTempSubdirectory("dedupfs-fuse-test-").FullName;
         try
         {
-            Session = FuseSession.Mount(FileSystem, new FuseMountOptions { MountPoint = Path, FsName = "dedupfs-test", Method = method },
+            Session = FuseSession.Mount(FileSystem, options?.Invoke(Path) ?? new FuseMountOptions { MountPoint = Path, FsName = "dedupfs-test", Method = method },
                 new FuseSessionOptions { Workers = workers });
             if (!Session.WaitForInit(TimeSpan.FromSeconds(20)))
             {
