@@ -148,6 +148,11 @@ public sealed class MemoryFileSystem : IFuseFileSystem
                     return Errno.EISDIR;
                 }
 
+                if (changes.Size > MaxFileSize)
+                {
+                    return Errno.EFBIG;
+                }
+
                 n.Resize((long)changes.Size);
                 n.Mtime = now;
             }
@@ -692,9 +697,22 @@ public sealed class MemoryFileSystem : IFuseFileSystem
     {
         lock (_lock)
         {
-            return _nodes.ContainsKey(node.Value) ? Errno.Success : Errno.ENOENT;
+            if (!_nodes.TryGetValue(node.Value, out var n))
+            {
+                return Errno.ENOENT;
+            }
+
+            // access(2) semantics: root may read and write anything and execute what has any x bit.
+            uint bits = ctx.Uid == 0 ? (uint)(0x6 | ((n.Mode & 0x49) != 0 ? 1 : 0))
+                : ctx.Uid == n.Uid ? (n.Mode >> 6) & 7
+                : ctx.Gid == n.Gid ? (n.Mode >> 3) & 7
+                : n.Mode & 7;
+            return ((uint)mask & 7 & ~bits) == 0 ? Errno.Success : Errno.EACCES;
         }
     }
+
+    /// <summary>Files here live in one byte array: beyond 2 GiB is EFBIG, as a filesystem's size limit is.</summary>
+    private const long MaxFileSize = int.MaxValue;
 
     public int Fallocate(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, long length, int mode)
     {
@@ -708,7 +726,7 @@ public sealed class MemoryFileSystem : IFuseFileSystem
 
             if ((mode & PunchHole) != 0)
             {
-                long end = Math.Min(offset + length, n.Length);
+                long end = length > n.Length - offset ? n.Length : offset + length;
                 if (end > offset)
                 {
                     n.Data.AsSpan((int)offset, (int)(end - offset)).Clear();
@@ -720,6 +738,11 @@ public sealed class MemoryFileSystem : IFuseFileSystem
             if ((mode & ~KeepSize) != 0)
             {
                 return Errno.EOPNOTSUPP;
+            }
+
+            if (offset + length > MaxFileSize)
+            {
+                return Errno.EFBIG;
             }
 
             if ((mode & KeepSize) == 0 && offset + length > n.Length)
@@ -742,6 +765,11 @@ public sealed class MemoryFileSystem : IFuseFileSystem
             }
 
             long count = Math.Max(0, Math.Min((long)Math.Min(length, int.MaxValue), source.Length - offsetIn));
+            if (offsetOut + count > MaxFileSize)
+            {
+                return Errno.EFBIG;
+            }
+
             var bytes = source.Data.AsSpan((int)offsetIn, (int)count).ToArray();
             if (offsetOut + count > target.Length)
             {

@@ -352,4 +352,23 @@ public class MountTests
         var error = Assert.ThrowsAny<IOException>(() => File.WriteAllText(mount["nope"], "x"));
         Assert.Contains("Read-only", error.Message, StringComparison.OrdinalIgnoreCase);
     }
+
+    [Fact]
+    public void AccessFollowsTheModeBitsAndOversizeIsEfbig()
+    {
+        using var mount = new TempMount();
+        File.WriteAllText(mount["f"], "x");
+        File.SetUnixFileMode(mount["f"], UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using (var test = Process.Start("test", ["-x", mount["f"]])!)
+        {
+            test.WaitForExit();
+            Assert.Equal(1, test.ExitCode); // even root may not execute a file with no x bit
+        }
+
+        using var truncate = Process.Start(new ProcessStartInfo("truncate", ["-s", "3G", mount["f"]]) { RedirectStandardError = true })!;
+        string stderr = truncate.StandardError.ReadToEnd();
+        truncate.WaitForExit();
+        Assert.NotEqual(0, truncate.ExitCode);
+        Assert.Contains("File too large", stderr); // EFBIG from the filesystem, carried through SETATTR
+    }
 }
