@@ -1,0 +1,17 @@
+// The engine's knobs. Inline dedup is on by default: every whole-page write is looked up in
+// the content index and shared when a byte compare proves it identical, so copies written
+// with cp/tar/docker pull cost no space from the start; the merge pass catches the rest.
+namespace DedupFs.Pages;
+
+/// <summary>Options of a <see cref="PageEngine"/>.</summary>
+public sealed class PageEngineOptions
+{
+    /// <summary>Look up every whole-page write in the content index and share it when identical (byte-compared).</summary>
+    public bool InlineDedup { get; init; } = true;
+
+    /// <summary>Page cache budget in bytes.</summary>
+    public long CacheBytes { get; init; } = 256L << 20;
+
+    /// <summary>Allocate the cache's memory up front (RSS = budget at once) instead of as it fills.</summary>
+    public bool PrefaultCache { get; init; }
+}

@@ -1,0 +1,85 @@
+using DedupFs.Store;
+
+namespace DedupFs.Pages.Tests;
+
+public class PageCacheTests
+{
+    private static byte[] Page(uint id)
+    {
+        var b = new byte[PageContent.Size];
+        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(b.AsSpan()).Fill(id);
+        return b;
+    }
+
+    [Fact]
+    public void Budget_is_respected_and_clock_keeps_referenced_pages()
+    {
+        using var cache = new PageCache(8 * PageContent.Size);
+        for (uint i = 1; i <= 8; i++) cache.Insert(new PageId(i), Page(i));
+        Assert.Equal(8, cache.Count);
+        var buf = new byte[PageContent.Size];
+        Assert.True(cache.TryRead(new PageId(1), buf));  // page 1 gets its second chance
+        cache.Insert(new PageId(9), Page(9));
+        Assert.Equal(8, cache.Count);
+        Assert.True(cache.Contains(new PageId(1)));
+        Assert.False(cache.Contains(new PageId(2)));       // the first unreferenced frame went
+        Assert.True(cache.TryRead(new PageId(9), buf));
+        Assert.Equal(Page(9), buf);
+        cache.Invalidate(new PageId(9));
+        Assert.False(cache.TryRead(new PageId(9), buf));
+    }
+
+    [Fact]
+    public void Zero_budget_disables_the_cache()
+    {
+        using var cache = new PageCache(0);
+        cache.Insert(new PageId(1), Page(1));
+        Assert.False(cache.TryRead(new PageId(1), new byte[PageContent.Size]));
+    }
+
+    [Fact]
+    public async Task Concurrent_readers_never_see_torn_or_foreign_bytes_while_frames_are_recycled()
+    {
+        using var cache = new PageCache(16 * PageContent.Size);
+        var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1.5));
+        long hits = 0;
+        var readers = Enumerable.Range(0, 2).Select(r => Task.Run(() =>
+        {
+            var buf = new byte[PageContent.Size];
+            var rnd = new Random(r);
+            while (!stop.IsCancelled())
+            {
+                uint id = (uint)rnd.Next(1, 64);
+                if (!cache.TryRead(new PageId(id), buf)) continue;
+                var words = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(buf);
+                Assert.True(words.IndexOfAnyExcept(id) < 0, $"page {id} read foreign bytes");
+                Interlocked.Increment(ref hits);
+            }
+        })).ToArray();
+        var rndw = new Random(9);
+        while (!stop.IsCancelled())
+        {
+            uint id = (uint)rndw.Next(1, 64);
+            if (rndw.Next(8) == 0) cache.Invalidate(new PageId(id));
+            else cache.Insert(new PageId(id), Page(id));
+        }
+        await Task.WhenAll(readers);
+        Assert.True(hits > 100);
+    }
+
+    [Fact]
+    public void One_cached_copy_per_distinct_page_however_many_mappings_share_it()
+    {
+        using var t = new TestEngine(new PageEngineOptions { CacheBytes = 64 * PageContent.Size });
+        byte[] data = TestEngine.Bytes(8 * PageContent.Size, 1);
+        t.Engine.OpenMapping(1).Write(0, data);
+        for (ulong i = 2; i <= 10; i++) t.Engine.CloneMapping(t.Engine.OpenMapping(1), t.Engine.OpenMapping(i));
+        for (ulong i = 1; i <= 10; i++) TestEngine.ReadAll(t.Engine.OpenMapping(i));
+        Assert.Equal(8, t.Engine.Cache.Count);
+    }
+}
+
+internal static class CancellationExtensions
+{
+    public static bool IsCancelled(this CancellationTokenSource s) => s.IsCancellationRequested;
+}
