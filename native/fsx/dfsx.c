@@ -84,6 +84,7 @@ static long opno;
 static int unsupported[OP_COUNT]; /* fallocate modes the fs refused with EOPNOTSUPP */
 static long counts[OP_COUNT], remounts;
 static char oplog[LOG_TAIL][256];
+static long logseq; /* entries logged so far (an op may log more than one line, e.g. remount) */
 static uint8_t *scratch;
 static uint64_t rng_state;
 
@@ -99,7 +100,7 @@ static long rnd_below(long n) { return n > 0 ? (long)(rnd() % (uint64_t)n) : 0; 
 
 __attribute__((format(printf, 1, 2))) static void logop(const char *fmt, ...)
 {
-	char *slot = oplog[opno % LOG_TAIL];
+	char *slot = oplog[logseq++ % LOG_TAIL];
 	int n = snprintf(slot, sizeof(oplog[0]), "%6ld ", opno);
 	va_list ap;
 	va_start(ap, fmt);
@@ -123,10 +124,10 @@ static void cleanup_files(void)
 static void dump_log(void)
 {
 	fprintf(stderr, "dfsx: last %d operations (seed %llu):\n", LOG_TAIL, cfg.seed);
-	long first = opno - LOG_TAIL + 1;
+	long first = logseq - LOG_TAIL;
 	if (first < 0)
 		first = 0;
-	for (long i = first; i <= opno; i++)
+	for (long i = first; i < logseq; i++)
 		if (oplog[i % LOG_TAIL][0])
 			fprintf(stderr, "  %s\n", oplog[i % LOG_TAIL]);
 }
