@@ -1,7 +1,7 @@
 // Small facts about 4 KiB of bytes: its content hash and whether it is all zeros.
 //
-// The hash is xxHash64 (seed 0), the same function System.IO.Hashing.XxHash64 computes, which
-// Store's fsck uses to verify the content index without referencing this project. ~15 GB/s,
+// The hash is xxHash64 (seed 0, K4os.Hash.xxHash), the same function Store's fsck uses to
+// verify the content index without referencing this project. ~15 GB/s,
 // so hashing every written page costs little beside the write itself. It only nominates
 // candidates: identity is always decided by comparing bytes.
 using K4os.Hash.xxHash;

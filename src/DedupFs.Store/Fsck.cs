@@ -24,7 +24,7 @@
 //     from the page bytes as they are.
 // It cannot repair (and says so): damaged page bytes, damaged mapping or blob records, slots
 // that point beyond the page file. Those are data already lost; fsck names what they hold.
-using System.IO.Hashing;
+using K4os.Hash.xxHash;
 
 namespace DedupFs.Store;
 
@@ -174,7 +174,7 @@ public static class Fsck
                 {
                     rec.RefCount = (uint)want;
                     rec.Crc32C = Crc32C.Compute(buf);
-                    rec.Hash = XxHash64.HashToUInt64(buf);
+                    rec.Hash = XXH64.DigestOf(buf);
                     pages.MarkDirty(slot);
                     changed = true;
                 }
@@ -216,7 +216,7 @@ public static class Fsck
                 report.Unrepairable.Add(msg);
                 continue;
             }
-            ulong hash = XxHash64.HashToUInt64(buf);
+            ulong hash = XXH64.DigestOf(buf);
             if (hash != rec.Hash)
             {
                 report.Problems.Add($"{id}: content index hash {rec.Hash:x16} does not match its bytes ({hash:x16})");

@@ -32,7 +32,7 @@ internal static class StoreTestData
             for (int i = 0; i < pages; i++)
             {
                 byte[] page = TestOptions.Page(100 + i);
-                PageId id = store.AllocatePage(page, System.IO.Hashing.XxHash64.HashToUInt64(page));
+                PageId id = store.AllocatePage(page, K4os.Hash.xxHash.XXH64.DigestOf(page));
                 ids.Add(id);
                 a.Set(i, id);
                 if (i % 2 == 0) { store.AddRef(id); b.Set(i, id); }
