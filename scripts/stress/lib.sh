@@ -24,6 +24,9 @@
 
 STRESS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STRESS_ROOT="$(cd "$STRESS_DIR/../.." && pwd)"
+# need_packages (installs what is missing, as scripts/test does); log and die are ours, below.
+# shellcheck source=../lib/common.sh
+source "$STRESS_ROOT/scripts/lib/common.sh"
 STRESS_TESTHOST_DLL="$STRESS_ROOT/tests/DedupFs.Fuse.TestHost/bin/Release/net10.0/DedupFs.Fuse.TestHost.dll"
 STRESS_NAME="${STRESS_NAME:-$(basename "$0")}"
 
@@ -70,24 +73,8 @@ stress_parse_args() {
 
 # ---- requirements ------------------------------------------------------------
 # stress_need CMD:PACKAGE ... — installs missing Debian packages as root,
-# otherwise says what to install and fails.
-stress_need() {
-	local missing=() pair
-	for pair in "$@"; do
-		command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-		log "installing ${missing[*]} with apt-get"
-		if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
-			DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-				die "could not install ${missing[*]} with apt-get"
-		fi
-	else
-		die "missing ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}"
-	fi
-}
+# otherwise says what to install and fails (scripts/lib/common.sh).
+stress_need() { need_packages "$@"; }
 
 # Builds native/ (probes and dfsx) when a binary is missing or older than its source.
 stress_build_native() {
