@@ -5,4 +5,5 @@ using DedupFs.Cli.Commands;
 
 var root = new RootCommand("DedupFs: a deduplicating FUSE filesystem. Identical 4 KiB pages across files, clones and container layers are stored once and cached once.");
 root.Subcommands.Add(UmountCommand.Create());
+root.Subcommands.Add(FsckCommand.Create());
 return root.Parse(args).Invoke();

@@ -49,6 +49,9 @@ public sealed class FsckReport
     /// <summary>True when nothing was wrong.</summary>
     public bool Clean => Problems.Count == 0;
 
+    /// <summary>False when the store could not be opened at all (not a store, unknown version, in use).</summary>
+    public bool Opened { get; internal set; } = true;
+
     /// <inheritdoc/>
     public override string ToString()
     {
@@ -81,6 +84,7 @@ public static class Fsck
         {
             report.Problems.Add(e.Message);
             report.Unrepairable.Add("the store cannot be opened: " + e.Message);
+            report.Opened = false;
             return report;
         }
         using (store)
