@@ -85,22 +85,27 @@ internal sealed class ContentIndex
         Stripe s = StripeOf(hash);
         lock (s.Lock)
         {
-            uint[] slots = s.Slots;
-            int mask = slots.Length - 1;
-            for (int i = (int)(hash & (ulong)mask), n = 0; n < slots.Length; i = (i + 1) & mask, n++)
-            {
-                uint v = slots[i];
-                if (v == Empty) return false;
-                if (v == page.Value)
-                {
-                    slots[i] = Tombstone;
-                    s.Live--;
-                    s.Tombstones++;
-                    return true;
-                }
-            }
-            return false;
+            int at = ProbeFor(s.Slots, page.Value, hash);
+            if (at < 0) return false;
+            s.Slots[at] = Tombstone;
+            s.Live--;
+            s.Tombstones++;
+            return true;
         }
+    }
+
+    /// <summary>The slot holding <paramref name="page"/> along <paramref name="hash"/>'s probe sequence, or -1.
+    /// Linear probing stops at the first empty slot: tombstones keep later entries reachable.</summary>
+    private static int ProbeFor(uint[] slots, uint page, ulong hash)
+    {
+        int mask = slots.Length - 1;
+        for (int i = (int)(hash & (ulong)mask), n = 0; n < slots.Length; i = (i + 1) & mask, n++)
+        {
+            uint v = slots[i];
+            if (v == Empty) return -1;
+            if (v == page) return i;
+        }
+        return -1;
     }
 
     /// <summary>Copies up to <paramref name="dest"/>.Length pages whose hash equals <paramref name="hash"/>
@@ -129,15 +134,7 @@ internal sealed class ContentIndex
         Stripe s = StripeOf(hash);
         lock (s.Lock)
         {
-            uint[] slots = s.Slots;
-            int mask = slots.Length - 1;
-            for (int i = (int)(hash & (ulong)mask), n = 0; n < slots.Length; i = (i + 1) & mask, n++)
-            {
-                uint v = slots[i];
-                if (v == Empty) return false;
-                if (v == page.Value) return true;
-            }
-            return false;
+            return ProbeFor(s.Slots, page.Value, hash) >= 0;
         }
     }
 
