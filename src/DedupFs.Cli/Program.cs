@@ -4,6 +4,17 @@ using System.CommandLine;
 using DedupFs.Cli.Commands;
 
 var root = new RootCommand("DedupFs: a deduplicating FUSE filesystem. Identical 4 KiB pages across files, clones and container layers are stored once and cached once.");
+root.Subcommands.Add(MountCommand.Create());
 root.Subcommands.Add(UmountCommand.Create());
+root.Subcommands.Add(StatsCommand.Create());
+root.Subcommands.Add(CloneCommand.Create());
+root.Subcommands.Add(SharesCommand.Create());
 root.Subcommands.Add(FsckCommand.Create());
+// mount.fuse3 (and so an fstab line "STORE MNT fuse.dedupfs OPTIONS 0 0") runs
+// "dedupfs STORE MNT -o OPTIONS": two paths where a command name would be.
+if (args.Length >= 2 && !args[0].StartsWith('-') && root.Subcommands.All(c => c.Name != args[0]))
+{
+    args = ["mount", "--store", args[0], .. args[1..]];
+}
+
 return root.Parse(args).Invoke();

@@ -81,7 +81,9 @@ public sealed partial class Store : IDisposable
         if (!exists)
         {
             if (!options.Create) throw new StoreFormatException($"{Directory}: not a DedupFs store (no {StoreFormat.MetaDirName}/data.mdb)");
-            if (System.IO.Directory.Exists(Directory) && System.IO.Directory.EnumerateFileSystemEntries(Directory).Any())
+            // The daemon's log (dedupfs.log) may be created before the store it describes.
+            if (System.IO.Directory.Exists(Directory) && System.IO.Directory.EnumerateFileSystemEntries(Directory)
+                    .Any(e => !e.EndsWith(".log", StringComparison.Ordinal)))
                 throw new StoreFormatException($"{Directory}: not empty and not a DedupFs store; refusing to create one here");
             System.IO.Directory.CreateDirectory(metaDir);
         }
