@@ -14,11 +14,15 @@
 #                             mountpoint as its last argument). It must mount
 #                             MOUNTPOINT and stay in the foreground until the
 #                             mount goes away (or it gets SIGTERM).
-#                           - otherwise the C# test host's in-memory filesystem:
-#                             dotnet tests/DedupFs.Fuse.TestHost/bin/Release/net10.0/
-#                               DedupFs.Fuse.TestHost.dll memory MOUNTPOINT
-#                             (built with `dotnet build -c Release tests/DedupFs.Fuse.TestHost`
-#                             when the dll is missing).
+#                           - otherwise --fs dedupfs (the default): DedupFs itself,
+#                             `dedupfs mount --foreground` over a fresh store kept
+#                             beside the mount, with -o cache=shared or, with
+#                             --cache kernel, cache=kernel; remounts keep the store,
+#                             so the remount checks run too, and the store is
+#                             checked with `dedupfs fsck` after the last unmount;
+#                           - or --fs memory: the C# test host's in-memory filesystem
+#                             (tests/DedupFs.Fuse.TestHost ... memory MOUNTPOINT).
+#                           Missing builds are made with `dotnet build -c Release`.
 #
 # Processes are only ever stopped by the PID recorded when they were started.
 
@@ -28,6 +32,10 @@ STRESS_ROOT="$(cd "$STRESS_DIR/../.." && pwd)"
 # shellcheck source=../lib/common.sh
 source "$STRESS_ROOT/scripts/lib/common.sh"
 STRESS_TESTHOST_DLL="$STRESS_ROOT/tests/DedupFs.Fuse.TestHost/bin/Release/net10.0/DedupFs.Fuse.TestHost.dll"
+STRESS_CLI_DLL="$STRESS_ROOT/src/DedupFs.Cli/bin/Release/net10.0/dedupfs.dll"
+# Inherited by the sub-scripts (and scripts/stress/remount) through the environment.
+export DEDUPFS_STRESS_FS="${DEDUPFS_STRESS_FS:-dedupfs}"
+export DEDUPFS_STRESS_CACHE="${DEDUPFS_STRESS_CACHE:-shared}"
 STRESS_NAME="${STRESS_NAME:-$(basename "$0")}"
 
 log() { printf '[%s %s] %s\n' "$STRESS_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
@@ -51,6 +59,16 @@ stress_parse_args() {
 			[ $# -ge 2 ] || die "--seconds needs a value"
 			[[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || die "--seconds takes a positive number of seconds"
 			SECONDS_BUDGET="$2"
+			shift
+			;;
+		--fs)
+			[[ "${2:-}" == dedupfs || "${2:-}" == memory ]] || die "--fs takes dedupfs or memory"
+			DEDUPFS_STRESS_FS="$2"
+			shift
+			;;
+		--cache)
+			[[ "${2:-}" == shared || "${2:-}" == kernel ]] || die "--cache takes shared or kernel"
+			DEDUPFS_STRESS_CACHE="$2"
 			shift
 			;;
 		--target)
@@ -132,6 +150,9 @@ stress_server_cmd() { # MNT
 	if [ -n "${DEDUPFS_STRESS_MOUNT_CMD:-}" ]; then
 		# shellcheck disable=SC2016
 		printf '%s\0' bash -c "exec $DEDUPFS_STRESS_MOUNT_CMD \"\$1\"" stress-mount "$1"
+	elif [ "$DEDUPFS_STRESS_FS" = dedupfs ]; then
+		printf '%s\0' dotnet "$STRESS_CLI_DLL" mount --foreground --store "$STRESS_STATE/store" \
+			-o "cache=$DEDUPFS_STRESS_CACHE" "$1"
 	else
 		printf '%s\0' dotnet "$STRESS_TESTHOST_DLL" memory "$1"
 	fi
@@ -222,7 +243,16 @@ stress_setup_target() {
 	else
 		[ "$(id -u)" -eq 0 ] || die "mounting a FUSE target needs root (or pass --target DIR)"
 		[ -e /dev/fuse ] || die "/dev/fuse is missing (modprobe fuse)"
-		if [ -z "${DEDUPFS_STRESS_MOUNT_CMD:-}" ]; then
+		if [ -z "${DEDUPFS_STRESS_MOUNT_CMD:-}" ] && [ "$DEDUPFS_STRESS_FS" = dedupfs ]; then
+			command -v dotnet >/dev/null 2>&1 || die "dotnet (the .NET 10 SDK) is needed, or set DEDUPFS_STRESS_MOUNT_CMD / pass --target"
+			if [ ! -f "$STRESS_CLI_DLL" ]; then
+				log "building DedupFs: dotnet build -c Release src/DedupFs.Cli"
+				DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet build -c Release "$STRESS_ROOT/src/DedupFs.Cli" -nologo -v q >&2 ||
+					die "dotnet build src/DedupFs.Cli failed"
+			fi
+			# DedupFs keeps its data across a remount: the remount checks apply.
+			export DEDUPFS_STRESS_REMOUNT=1
+		elif [ -z "${DEDUPFS_STRESS_MOUNT_CMD:-}" ]; then
 			command -v dotnet >/dev/null 2>&1 || die "dotnet (the .NET 10 SDK) is needed for the test host, or set DEDUPFS_STRESS_MOUNT_CMD / pass --target"
 			if [ ! -f "$STRESS_TESTHOST_DLL" ]; then
 				log "building the test host: dotnet build -c Release tests/DedupFs.Fuse.TestHost"
