@@ -130,7 +130,10 @@ public sealed unsafe class PageCache : IDisposable
     /// <summary>Drops page <paramref name="id"/> (it is being freed; its id will be reused).</summary>
     public void Invalidate(PageId id)
     {
-        if (_frames.Length == 0 || FindFrame(id.Value) < 0) return;
+        // Always under the fill lock: a lock-free "not cached" probe can miss an entry while a
+        // filler rebuilds the id -> frame table (Rehash clears it first) or is between writing a
+        // frame and indexing it, and a freed page's bytes would then be served when its id is reused.
+        if (_frames.Length == 0) return;
         lock (_fillLock)
         {
             int f = FindFrame(id.Value);

@@ -6,8 +6,9 @@ namespace DedupFs.Pages;
 /// <summary>Options of a <see cref="PageEngine"/>.</summary>
 public sealed class PageEngineOptions
 {
-    /// <summary>Look up every whole-page write in the content index and share it when identical (byte-compared).</summary>
-    public bool InlineDedup { get; init; } = true;
+    /// <summary>Look up every whole-page write in the content index and share it when identical (byte-compared).
+    /// Settable while running (the control file .dedupfs/inline_dedup): writes read it once per batch.</summary>
+    public bool InlineDedup { get; set; } = true;
 
     /// <summary>Page cache budget in bytes.</summary>
     public long CacheBytes { get; init; } = 256L << 20;

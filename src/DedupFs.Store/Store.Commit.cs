@@ -31,6 +31,7 @@ public sealed partial class Store
         _gate.EnterWriteLock();
         try
         {
+            Committing?.Invoke(); // see Store.Committing.cs
             CommitLocked();
         }
         finally

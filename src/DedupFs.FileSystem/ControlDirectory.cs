@@ -1,0 +1,187 @@
+// MNT/.dedupfs: the daemon's control files, in the spirit of /sys/kernel/mm/ksm.
+//
+// The directory and its files have inode numbers far above any real one (real inodes count
+// up from 2), are never stored, are absent from the root's listing (like a hidden mount
+// point) and are always found by LOOKUP. Every file is opened with FOPEN_DIRECT_IO, so reads
+// reach the daemon whatever size stat reported (0: the content is made at open).
+//
+//   pages_shared ... cache_misses   one statistic each, read-only, "VALUE\n"
+//   stats.json                      the same statistics as one JSON object
+//   pid                             the daemon's process id
+//   inline_dedup                    read/write: "1" or "0" (PageEngineOptions.InlineDedup)
+//   clone                           write "SRC\nDST" (paths from the mount root): DST becomes a
+//                                   reflinked snapshot of SRC (a file or a whole tree, with
+//                                   modes, owners, times, xattrs and hard links). The write
+//                                   returns its length, or fails with the errno (ENOENT,
+//                                   EEXIST, ENOTDIR, EINVAL...).
+//   shares                          write a path, then read from offset 0 on the same handle:
+//                                   JSON with the file's page count, its shared pages, and
+//                                   every other file sharing pages with it (path, pages).
+// clone and shares belong to the mount's owner (RootUid) with mode 0600: a clone reads files
+// whatever their modes, so only the owner (and root) may ask for one.
+using System.Globalization;
+using System.Text;
+using DedupFs.Fuse.Api;
+using DedupFs.Fuse.Protocol;
+
+namespace DedupFs.FileSystem;
+
+internal sealed class ControlHandle(ulong ino, byte[] content)
+{
+    public readonly ulong Ino = ino;
+    public readonly byte[] Content = content;
+    public byte[]? Response;
+}
+
+internal sealed class ControlDirectory
+{
+    public const ulong DirIno = 0xFFFF_FFFF_FFFF_0000UL;
+    public static ReadOnlySpan<byte> NameBytes => ".dedupfs"u8;
+
+    /// <summary>The statistics, each a file and a key of stats.json.</summary>
+    public static readonly string[] StatisticNames =
+    [
+        "pages_shared", "pages_sharing", "pages_unshared", "cow_ksm", "unique_pages", "inline_dedup_hits",
+        "logical_bytes", "stored_bytes", "dedup_ratio", "cache_bytes", "cache_capacity_bytes", "cache_hits", "cache_misses",
+    ];
+
+    public const string StatsJson = "stats.json", Pid = "pid", InlineDedup = "inline_dedup", Clone = "clone", Shares = "shares";
+
+    private static readonly string[] FileNames = [.. StatisticNames, StatsJson, Pid, InlineDedup, Clone, Shares];
+    private static readonly byte[][] FileNameBytes = [.. FileNames.Select(Encoding.ASCII.GetBytes)];
+
+    private readonly DedupFileSystem _fs;
+    private readonly long _createdNs = Inode.Now();
+
+    public ControlDirectory(DedupFileSystem fs) => _fs = fs;
+
+    public static bool Owns(ulong ino) => ino >= DirIno;
+
+    private static string? NameOf(ulong ino) => ino > DirIno && ino - DirIno - 1 < (ulong)FileNames.Length ? FileNames[ino - DirIno - 1] : null;
+
+    private FuseAttr Attr(ulong ino)
+    {
+        string? name = NameOf(ino);
+        uint mode = ino == DirIno ? Inode.Dir | 0x16D // 0555
+            : name is Clone or Shares ? Inode.Reg | 0x180 // 0600
+            : name == InlineDedup ? Inode.Reg | 0x1A4 // 0644
+            : Inode.Reg | 0x124; // 0444
+        ulong s = (ulong)(_createdNs / 1_000_000_000);
+        uint ns = (uint)(_createdNs % 1_000_000_000);
+        return new FuseAttr
+        {
+            Ino = ino, Mode = mode, Nlink = ino == DirIno ? 2u : 1u, Uid = _fs.Options.RootUid, Gid = _fs.Options.RootGid,
+            BlkSize = 4096, Atime = s, AtimeNsec = ns, Mtime = s, MtimeNsec = ns, Ctime = s, CtimeNsec = ns,
+        };
+    }
+
+    private FuseEntryOut Entry(ulong ino) => new() { NodeId = ino, Generation = 1, EntryValid = 3600, Attr = Attr(ino) };
+
+    public int LookupSelf(out FuseEntryOut entry)
+    {
+        entry = Entry(DirIno);
+        return Errno.Success;
+    }
+
+    public int Lookup(ReadOnlySpan<byte> name, out FuseEntryOut entry)
+    {
+        entry = default;
+        for (int i = 0; i < FileNameBytes.Length; i++)
+        {
+            if (!name.SequenceEqual(FileNameBytes[i])) continue;
+            entry = Entry(DirIno + 1 + (ulong)i);
+            return Errno.Success;
+        }
+        return Errno.ENOENT;
+    }
+
+    public int GetAttr(ulong ino, out FuseAttrOut attr)
+    {
+        attr = default;
+        if (ino != DirIno && NameOf(ino) == null) return Errno.ENOENT;
+        attr.Attr = Attr(ino);
+        return Errno.Success;
+    }
+
+    public int Open(FuseRequestContext ctx, ulong ino, int flags, out FuseOpenOut open)
+    {
+        open = default;
+        string? name = NameOf(ino);
+        if (name == null) return ino == DirIno ? Errno.EISDIR : Errno.ENOENT;
+        bool writable = (flags & 3) != 0;
+        if (writable && name is not (InlineDedup or Clone or Shares)) return Errno.EACCES;
+        byte[] content = name is Clone or Shares ? [] : Encoding.UTF8.GetBytes(Render(name));
+        open.Fh = _fs.AddHandle(new ControlHandle(ino, content));
+        open.OpenFlags = OpenReplyFlags.DirectIo;
+        return Errno.Success;
+    }
+
+    public int Read(ulong fh, long offset, ref ReadBuffer data)
+    {
+        ControlHandle? h = _fs.GetHandle<ControlHandle>(fh);
+        if (h == null) return Errno.EBADF;
+        byte[] content = h.Response ?? h.Content;
+        if (offset >= content.Length) return Errno.Success;
+        int n = (int)Math.Min(data.Remaining, content.Length - offset);
+        data.Append(content.AsSpan((int)offset, n));
+        return Errno.Success;
+    }
+
+    public int Write(FuseRequestContext ctx, ulong fh, ReadOnlySpan<byte> data, out int written)
+    {
+        written = 0;
+        ControlHandle? h = _fs.GetHandle<ControlHandle>(fh);
+        if (h == null) return Errno.EBADF;
+        string text = Encoding.UTF8.GetString(data).TrimEnd('\n', '\r', ' ', '\0');
+        int rc;
+        switch (NameOf(h.Ino))
+        {
+            case InlineDedup:
+                if (text is not ("0" or "1")) return Errno.EINVAL;
+                _fs.Engine.Options.InlineDedup = text == "1";
+                rc = Errno.Success;
+                break;
+            case Clone:
+                int newline = text.IndexOf('\n');
+                if (newline < 0) return Errno.EINVAL;
+                rc = _fs.ClonePath(text[..newline].Trim('\r'), text[(newline + 1)..].Trim('\r'));
+                break;
+            case Shares:
+                rc = _fs.SharesOf(text, out string json);
+                if (rc == 0) h.Response = Encoding.UTF8.GetBytes(json);
+                break;
+            default:
+                return Errno.EACCES;
+        }
+        if (rc == 0) written = data.Length;
+        return rc;
+    }
+
+    public int ReadDir(long offset, ref DirectoryWriter writer)
+    {
+        for (long i = offset; i < FileNames.Length + 2; i++)
+        {
+            ReadOnlySpan<byte> name = i == 0 ? "."u8 : i == 1 ? ".."u8 : FileNameBytes[i - 2];
+            ulong ino = i == 0 ? DirIno : i == 1 ? 1 : DirIno + (ulong)(i - 1);
+            // "." and ".." carry no lookup (the kernel takes none for them); the files are
+            // never freed, so their lookups need no counting.
+            FuseEntryOut entry = i < 2 ? new FuseEntryOut { Attr = Attr(DirIno) } : Entry(ino);
+            if (i == 1) entry.Attr.Ino = 1;
+            if (!writer.TryAdd(name, in entry, (ulong)(i + 1))) break;
+        }
+        return Errno.Success;
+    }
+
+    /// <summary>The value of one statistic file, or of stats.json / pid / inline_dedup.</summary>
+    public string Render(string name)
+    {
+        if (name == Pid) return Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n";
+        if (name == InlineDedup) return _fs.Engine.Options.InlineDedup ? "1\n" : "0\n";
+        var stats = _fs.Statistics();
+        if (name != StatsJson) return stats[name] + "\n";
+        var sb = new StringBuilder("{");
+        foreach (string key in StatisticNames) sb.Append('"').Append(key).Append("\":").Append(stats[key]).Append(',');
+        sb[^1] = '}';
+        return sb.Append('\n').ToString();
+    }
+}
