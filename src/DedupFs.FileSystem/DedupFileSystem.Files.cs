@@ -313,6 +313,9 @@ public sealed partial class DedupFileSystem
             if (src == dst && offsetIn < offsetOut + count && offsetOut < offsetIn + count) return Errno.EINVAL;
             copied = (ulong)CopyRange(src.Mapping, offsetIn, dst.Mapping!, offsetOut, count);
             AfterDataChange(dst, ctx.Uid != 0);
+            // The kernel drops the destination's cached range itself after COPY_FILE_RANGE;
+            // saying so costs one queued message and keeps older kernels right.
+            InvalidateData(dst.Ino, offsetOut, (long)copied);
             return Errno.Success;
         }
         catch (Exception e)

@@ -201,12 +201,12 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
         return e;
     }
 
-    // A regular file was changed by the daemon behind the kernel's back (a clone into it):
-    // in kernel cache mode its cached pages are stale.
+    // A regular file was changed by the daemon rather than through the kernel's page cache (a
+    // clone into it): in kernel cache mode the cached pages of that range are stale. The
+    // notification is queued, never written from this thread (see FuseNotifier).
     private void InvalidateData(ulong ino, long offset, long length)
     {
         if (Options.Cache == CacheMode.Kernel) _notifier.InvalidateInode(new NodeId(ino), offset, length);
-        else _notifier.InvalidateInode(new NodeId(ino), -1, 0);
     }
 
     private static void Touch(Inode n, bool mtime, bool ctime)
