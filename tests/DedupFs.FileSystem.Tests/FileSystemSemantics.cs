@@ -656,4 +656,68 @@ public abstract class FileSystemSemantics : IDisposable
         Assert.False(M.Engine.Store.Inodes.TryGet(DedupFs.Store.StoreKeys.Inode(ino), out _));
         Assert.True(Stat("unique_pages") <= unique - 12);
     }
+
+    [Fact]
+    public void A_damaged_page_reads_as_eio()
+    {
+        File.WriteAllBytes(P("fragile"), Random(16384, 13));
+        M.Remount(() =>
+        {
+            // Flip one byte in every stored page: each page's CRC32C no longer matches.
+            using var pages = new FileStream(Path.Combine(M.StoreDir, "pages.dat"), FileMode.Open, FileAccess.ReadWrite);
+            for (long at = 100; at < pages.Length; at += 4096)
+            {
+                pages.Position = at;
+                int b = pages.ReadByte();
+                pages.Position = at;
+                pages.WriteByte((byte)(b ^ 0xFF));
+            }
+        });
+        int fd = OpenOrThrow(P("fragile"), ORdonly);
+        try
+        {
+            Assert.Equal(-EIO, Pread(fd, new byte[4096], 0));
+        }
+        finally
+        {
+            Close(fd);
+        }
+    }
+
+    [Fact]
+    public void A_copy_over_cached_data_is_seen_at_once()
+    {
+        byte[] fresh = Random(16384, 14);
+        File.WriteAllBytes(P("src"), fresh);
+        File.WriteAllBytes(P("dst"), Random(16384, 15));
+        Assert.Equal(Random(16384, 15), File.ReadAllBytes(P("dst"))); // now in the kernel's cache (kernel mode)
+        int src = OpenOrThrow(P("src"), ORdonly), dst = OpenOrThrow(P("dst"), ORdwr);
+        try
+        {
+            Assert.Equal(16384, CopyFileRange(src, 0, dst, 0, 16384));
+            Assert.Equal(fresh, ReadAll(dst, 0, 16384));
+        }
+        finally
+        {
+            Close(src);
+            Close(dst);
+        }
+        Assert.Equal(fresh, File.ReadAllBytes(P("dst")));
+    }
+
+    [Fact]
+    public void Set_group_id_directories_pass_their_group_on()
+    {
+        Assert.Equal(0, Mkdir(P("g")));
+        Assert.Equal(0, Chown(P("g"), 0, 4321));
+        Assert.Equal(0, Chmod(P("g"), 0x5FF)); // 02777
+        File.WriteAllText(P("g/f"), "");
+        Assert.Equal(0, Mkdir(P("g/sub")));
+        Assert.Equal(4321u, Statx(P("g/f")).Gid);
+        var sub = Statx(P("g/sub"));
+        Assert.Equal(4321u, sub.Gid);
+        Assert.Equal(0x400u, sub.Mode & 0x400);
+        Assert.Equal(0, Symlink("f", P("g/link")));
+        Assert.Equal(EPERM, LSetXattr(P("g/link"), "user.x", "1"u8.ToArray()));
+    }
 }

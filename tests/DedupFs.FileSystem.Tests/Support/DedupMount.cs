@@ -71,9 +71,10 @@ public sealed class DedupMount : IDisposable
     }
 
     /// <summary>Unmounts, closes the engine, and mounts the same store again.</summary>
-    public void Remount()
+    public void Remount(Action? whileStopped = null)
     {
         Stop();
+        whileStopped?.Invoke();
         Start();
     }
 

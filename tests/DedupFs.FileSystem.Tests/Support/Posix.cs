@@ -53,6 +53,9 @@ internal static unsafe partial class Posix
     [LibraryImport("libc", EntryPoint = "setxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int SetXattrRaw(string path, string name, byte* value, nuint size, int flags);
 
+    [LibraryImport("libc", EntryPoint = "lsetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LSetXattrRaw(string path, string name, byte* value, nuint size, int flags);
+
     [LibraryImport("libc", EntryPoint = "getxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint GetXattrRaw(string path, string name, byte* value, nuint size);
 
@@ -169,6 +172,15 @@ internal static unsafe partial class Posix
         fixed (byte* p = value)
         {
             return SetXattrRaw(path, name, p, (nuint)value.Length, flags) == 0 ? 0 : Err();
+        }
+    }
+
+    /// <summary>setxattr on the link itself, not its target.</summary>
+    public static int LSetXattr(string path, string name, byte[] value)
+    {
+        fixed (byte* p = value)
+        {
+            return LSetXattrRaw(path, name, p, (nuint)value.Length, 0) == 0 ? 0 : Err();
         }
     }
 
