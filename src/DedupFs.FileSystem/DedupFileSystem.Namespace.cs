@@ -287,6 +287,7 @@ public sealed partial class DedupFileSystem
                 Inode? from = _inodes.Get(parent.Value), to = _inodes.Get(newParent.Value);
                 if (from == null || to == null) return Errno.ENOENT;
                 if (!from.IsDir || !to.IsDir) return Errno.ENOTDIR;
+                if (to.Nlink == 0) return Errno.ENOENT; // removed directory: no new names
                 Inode? moving = FindChild(from.Ino, name);
                 if (moving == null) return Errno.ENOENT;
                 Inode? victim = FindChild(to.Ino, newName);

@@ -37,12 +37,14 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
     private readonly ControlDirectory _control;
     private readonly Handles _handles = new();
     private FuseNotifier _notifier = FuseNotifier.Disconnected;
+    private readonly TextWriter? _log;
     private int _disposed;
 
     public DedupFileSystem(PageEngine engine, FileSystemOptions options)
     {
         Engine = engine;
         Options = options;
+        _log = options.Log is null ? null : TextWriter.Synchronized(options.Log); // logged from every worker thread
         _inodes = new InodeTable(engine);
         _control = new ControlDirectory(this);
         lock (_ns)
@@ -120,7 +122,7 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
         Engine.Sync();
     }
 
-    internal void Log(string line) => Options.Log?.WriteLine(line);
+    internal void Log(string line) => _log?.WriteLine(line);
 
     // The errno a failed store or page operation answers with.
     private int Fail(Exception e)

@@ -123,7 +123,9 @@ internal sealed class InodeTable
         RetryUnloads();
     }
 
-    /// <summary>Frees or unloads an inode nobody references any more. Namespace lock held, store mutation not held.</summary>
+    /// <summary>Frees or unloads an inode nobody references any more. Namespace lock held; store mutation
+    /// NOT held: unloading calls Engine.CloseMapping, which takes the store's gate exclusively (a
+    /// shared hold on this thread would make that a lock upgrade, which the gate refuses).</summary>
     public void MaybeRelease(Inode n)
     {
         if (n.Lookups > 0 || n.OpenHandles > 0 || n.Ino == FuseRoot || n.Dead) return;

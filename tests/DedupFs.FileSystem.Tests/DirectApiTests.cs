@@ -110,4 +110,27 @@ public sealed class DirectApiTests : IDisposable
         Assert.Contains("\"b\"", json);
         Assert.Equal("2", fs.Statistics()["pages_shared"]);
     }
+
+    [Fact]
+    public void A_read_only_filesystem_refuses_every_change()
+    {
+        using (PageEngine engine = OpenEngine())
+        {
+            using var fs = new DedupFileSystem(engine, new FileSystemOptions());
+            Assert.Equal(0, fs.MkDir(Root, new NodeId(1), "d"u8, 0x1ED, 0, out _));
+        }
+        using (PageEngine engine = OpenEngine())
+        {
+            using var fs = new DedupFileSystem(engine, new FileSystemOptions { ReadOnly = true });
+            Assert.Equal(Errno.EROFS, fs.MkDir(Root, new NodeId(1), "e"u8, 0x1ED, 0, out _));
+            Assert.Equal(Errno.EROFS, fs.Create(Root, new NodeId(1), "f"u8, 0x81A4, 0, 2, out _, out _));
+            Assert.Equal(Errno.EROFS, fs.RmDir(Root, new NodeId(1), "d"u8));
+            Assert.Equal(Errno.EROFS, fs.Rename(Root, new NodeId(1), "d"u8, new NodeId(1), "g"u8, 0));
+            Assert.Equal(Errno.EROFS, fs.SetXattr(Root, new NodeId(1), "user.a"u8, "1"u8, 0));
+            Assert.Equal(Errno.EROFS, fs.ClonePath("d", "h"));
+            Assert.Equal(Errno.EROFS, fs.MkNod(Root, new NodeId(1), "n"u8, 0x1000 | 0x1A4, 0, 0, out _));
+            Assert.Equal(0, fs.Lookup(Root, new NodeId(1), "d"u8, out FuseEntryOut entry));
+            Assert.Equal(0, fs.GetAttr(Root, new NodeId(entry.NodeId), null, out _));
+        }
+    }
 }
