@@ -133,4 +133,31 @@ public sealed class DirectApiTests : IDisposable
             Assert.Equal(0, fs.GetAttr(Root, new NodeId(entry.NodeId), null, out _));
         }
     }
+
+    [Fact]
+    public void Steady_state_writes_allocate_nothing_in_the_filesystem_layer()
+    {
+        using PageEngine engine = OpenEngine();
+        using var fs = new DedupFileSystem(engine, new FileSystemOptions());
+        Assert.Equal(0, fs.Create(Root, new NodeId(1), "hot"u8, 0x81A4, 0, 2, out FuseEntryOut entry, out FuseOpenOut open));
+        var node = new NodeId(entry.NodeId);
+        var fh = new FileHandle(open.Fh);
+        var data = new byte[4096];
+        for (int i = 0; i < 200; i++)
+        {
+            data[0] = (byte)i;
+            Assert.Equal(0, fs.Write(Root, node, fh, 100, data, 0, out _)); // unaligned: read-modify-write of two pages
+        }
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            data[0] = (byte)i;
+            fs.Write(Root, node, fh, 100, data, 0, out _);
+        }
+        long perWrite = (GC.GetAllocatedBytesForCurrentThread() - before) / 1000;
+        Assert.True(perWrite < 64, $"{perWrite} bytes allocated per WRITE");
+        before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) fs.GetAttr(Root, node, fh, out _);
+        Assert.True((GC.GetAllocatedBytesForCurrentThread() - before) / 1000 < 64);
+    }
 }

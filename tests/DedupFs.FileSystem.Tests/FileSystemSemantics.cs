@@ -720,4 +720,18 @@ public abstract class FileSystemSemantics : IDisposable
         Assert.Equal(0, Symlink("f", P("g/link")));
         Assert.Equal(EPERM, LSetXattr(P("g/link"), "user.x", "1"u8.ToArray()));
     }
+
+    [Fact]
+    public void The_cache_mode_decides_who_caches_file_data()
+    {
+        File.WriteAllBytes(P("c"), Random(64 << 10, 16));
+        Assert.Equal(Random(64 << 10, 16), File.ReadAllBytes(P("c")));
+        _ = Statx(P("c"));
+        Assert.Equal(Random(64 << 10, 16), File.ReadAllBytes(P("c")));
+        long daemonReads = M.Engine.Cache.Hits + M.Engine.Cache.Misses;
+        Assert.Equal(Random(64 << 10, 16), File.ReadAllBytes(P("c")));
+        long delta = M.Engine.Cache.Hits + M.Engine.Cache.Misses - daemonReads;
+        if (M.Mode == CacheMode.Shared) Assert.True(delta >= 16, $"direct I/O: every read reaches the daemon ({delta})");
+        else Assert.Equal(0, delta); // the kernel's page cache answered
+    }
 }
