@@ -734,4 +734,50 @@ public abstract class FileSystemSemantics : IDisposable
         if (M.Mode == CacheMode.Shared) Assert.True(delta >= 16, $"direct I/O: every read reaches the daemon ({delta})");
         else Assert.Equal(0, delta); // the kernel's page cache answered
     }
+
+    [Fact]
+    public void Truncate_shrinks_and_grows_with_zeros()
+    {
+        byte[] data = Random(20000, 17);
+        File.WriteAllBytes(P("t"), data);
+        using (var f = new FileStream(P("t"), FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.SetLength(5000);
+            Assert.Equal(5000, Statx(P("t")).Size);
+            f.SetLength(9000);
+        }
+        byte[] back = File.ReadAllBytes(P("t"));
+        Assert.Equal(9000, back.Length);
+        Assert.Equal(data.AsSpan(0, 5000).ToArray(), back.AsSpan(0, 5000).ToArray());
+        Assert.All(back.AsSpan(5000).ToArray(), b => Assert.Equal(0, b));
+        using (var d = new FileStream(P("t"), FileMode.Open, FileAccess.Write))
+        {
+            d.SetLength(6L << 30); // past 4 GiB
+        }
+        Assert.Equal(6L << 30, Statx(P("t")).Size);
+    }
+
+    [Fact]
+    public void Copy_file_range_with_equal_unaligned_offsets_clones_the_middle()
+    {
+        byte[] data = Random(5 * 4096, 18);
+        File.WriteAllBytes(P("s"), data);
+        File.WriteAllBytes(P("d"), new byte[5 * 4096 + 50]);
+        long sharing = Stat("pages_sharing");
+        int src = OpenOrThrow(P("s"), ORdonly), dst = OpenOrThrow(P("d"), ORdwr);
+        try
+        {
+            Assert.Equal(3 * 4096, CopyFileRange(src, 100, dst, 100, 3 * 4096));
+        }
+        finally
+        {
+            Close(src);
+            Close(dst);
+        }
+        byte[] back = File.ReadAllBytes(P("d"));
+        Assert.Equal(data.AsSpan(100, 3 * 4096).ToArray(), back.AsSpan(100, 3 * 4096).ToArray());
+        Assert.All(back.AsSpan(0, 100).ToArray(), b => Assert.Equal(0, b));
+        Assert.All(back.AsSpan(100 + 3 * 4096).ToArray(), b => Assert.Equal(0, b));
+        Assert.True(Stat("pages_sharing") - sharing >= 2, "pages 1 and 2 are shared, the edges copied");
+    }
 }
