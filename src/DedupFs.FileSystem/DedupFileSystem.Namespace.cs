@@ -56,6 +56,8 @@ public sealed partial class DedupFileSystem
                     if (n.IsDir) return Errno.EISDIR;
                     int rc = OpenLocked(n, flags, out open);
                     if (rc != 0) return rc;
+                    rc = TruncateOnOpen(n, flags, ref open);
+                    if (rc != 0) return rc;
                     entry = EntryFor(n);
                     return Errno.Success;
                 }
@@ -218,6 +220,18 @@ public sealed partial class DedupFileSystem
 
     private int RemoveName(NodeId parent, ReadOnlySpan<byte> name, bool directory)
     {
+        try
+        {
+            return RemoveNameLocked(parent, name, directory);
+        }
+        finally
+        {
+            FreeDoomed();
+        }
+    }
+
+    private int RemoveNameLocked(NodeId parent, ReadOnlySpan<byte> name, bool directory)
+    {
         if (name.Length > NameMax) return Errno.ENAMETOOLONG;
         if (ReadOnly) return Errno.EROFS;
         if (ControlDirectory.Owns(parent.Value) || (parent.Value == InodeTable.FuseRoot && name.SequenceEqual(ControlDirectory.NameBytes))) return Errno.EPERM;
@@ -271,6 +285,18 @@ public sealed partial class DedupFileSystem
     }
 
     public int Rename(FuseRequestContext ctx, NodeId parent, ReadOnlySpan<byte> name, NodeId newParent, ReadOnlySpan<byte> newName, uint flags)
+    {
+        try
+        {
+            return RenameLocked(parent, name, newParent, newName, flags);
+        }
+        finally
+        {
+            FreeDoomed();
+        }
+    }
+
+    private int RenameLocked(NodeId parent, ReadOnlySpan<byte> name, NodeId newParent, ReadOnlySpan<byte> newName, uint flags)
     {
         if (name.Length > NameMax || newName.Length > NameMax) return Errno.ENAMETOOLONG;
         if ((flags & FuseConstants.RenameWhiteout) != 0 || (flags & (FuseConstants.RenameNoReplace | FuseConstants.RenameExchange)) == (FuseConstants.RenameNoReplace | FuseConstants.RenameExchange))

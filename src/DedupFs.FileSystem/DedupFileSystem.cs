@@ -74,6 +74,7 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         try
         {
+            FreeDoomed();
             Engine.Sync();
         }
         finally
@@ -93,6 +94,7 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
     {
         try
         {
+            FreeDoomed();
             Engine.Sync();
         }
         catch (Exception e)
@@ -120,6 +122,19 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
             _inodes.Add(root);
         }
         Engine.Sync();
+    }
+
+    // Frees inodes that lost their last name and reference. Neither the namespace lock nor a store mutation held.
+    private void FreeDoomed()
+    {
+        try
+        {
+            _inodes.FreeDoomed();
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
     }
 
     internal void Log(string line) => _log?.WriteLine(line);
