@@ -64,10 +64,11 @@ public sealed partial class DedupFileSystem
     // held. On failure the handle just registered is dropped again.
     private int TruncateOnOpen(Inode n, int flags, ref FuseOpenOut open)
     {
-        if ((flags & OTrunc) == 0 || (flags & OAccMode) == 0 || !n.IsReg || n.Mapping!.Length == 0) return Errno.Success;
+        if ((flags & OTrunc) == 0 || (flags & OAccMode) == 0 || !n.IsReg) return Errno.Success;
         try
         {
-            n.Mapping.Truncate(0);
+            // Times move even when the file is already empty (POSIX open, O_TRUNC).
+            if (n.Mapping!.Length > 0) n.Mapping.Truncate(0);
             Touch(n, mtime: true, ctime: true);
             _inodes.MarkDirty(n);
             return Errno.Success;

@@ -244,22 +244,30 @@ public sealed partial class DedupFileSystem
                 if (!dir.IsDir) return Errno.ENOTDIR;
                 Inode? child = FindChild(dir.Ino, name);
                 if (child == null) return Errno.ENOENT;
-                if (directory && !child.IsDir) return Errno.ENOTDIR;
-                if (!directory && child.IsDir) return Errno.EISDIR;
-                if (directory && !IsEmptyDir(child)) return Errno.ENOTEMPTY;
-                using (Store.EnterMutation())
+                try
                 {
-                    Store.Dirents.Delete(StoreKeys.Dirent(dir.Ino, name));
-                    DropLink(child);
-                    lock (dir.Lock)
+                    if (directory && !child.IsDir) return Errno.ENOTDIR;
+                    if (!directory && child.IsDir) return Errno.EISDIR;
+                    if (directory && !IsEmptyDir(child)) return Errno.ENOTEMPTY;
+                    using (Store.EnterMutation())
                     {
-                        if (child.IsDir) dir.Nlink--;
-                        dir.MtimeNs = dir.CtimeNs = child.CtimeNs;
+                        Store.Dirents.Delete(StoreKeys.Dirent(dir.Ino, name));
+                        DropLink(child);
+                        lock (dir.Lock)
+                        {
+                            if (child.IsDir) dir.Nlink--;
+                            dir.MtimeNs = dir.CtimeNs = child.CtimeNs;
+                        }
+                        _inodes.Persist(dir);
                     }
-                    _inodes.Persist(dir);
+                    return Errno.Success;
                 }
-                _inodes.MaybeRelease(child);
-                return Errno.Success;
+                finally
+                {
+                    // Freed (nlink 0) or unloaded if the kernel holds no reference: FindChild may
+                    // have loaded it just for this request.
+                    _inodes.MaybeRelease(child);
+                }
             }
         }
         catch (Exception e)
@@ -317,59 +325,73 @@ public sealed partial class DedupFileSystem
                 Inode? moving = FindChild(from.Ino, name);
                 if (moving == null) return Errno.ENOENT;
                 Inode? victim = FindChild(to.Ino, newName);
-                long now = Inode.Now();
-                if ((flags & FuseConstants.RenameExchange) != 0)
+                try
                 {
-                    if (victim == null) return Errno.ENOENT;
-                    using (Store.EnterMutation())
-                    {
-                        Store.Dirents.Put(StoreKeys.Dirent(from.Ino, name), Inode.DirentValue(victim.Ino, victim.Mode));
-                        Store.Dirents.Put(StoreKeys.Dirent(to.Ino, newName), Inode.DirentValue(moving.Ino, moving.Mode));
-                        if (from != to)
-                        {
-                            Reparent(moving, from, to);
-                            Reparent(victim, to, from);
-                        }
-                        FinishRename(now, from, to, moving, victim);
-                    }
-                    return Errno.Success;
+                    return RenameChecked(from, name, to, newName, flags, moving, victim);
                 }
-
-                if (victim != null)
+                finally
                 {
-                    if ((flags & FuseConstants.RenameNoReplace) != 0) return Errno.EEXIST;
-                    if (victim == moving) return Errno.Success; // two names of one inode: nothing to do
-                    if (moving.IsDir)
-                    {
-                        if (!victim.IsDir) return Errno.ENOTDIR;
-                        if (!IsEmptyDir(victim)) return Errno.ENOTEMPTY;
-                    }
-                    else if (victim.IsDir)
-                    {
-                        return Errno.EISDIR;
-                    }
+                    // Either may have been loaded just for this request; the victim may have lost its last name.
+                    _inodes.MaybeRelease(moving);
+                    if (victim != null) _inodes.MaybeRelease(victim);
                 }
-
-                using (Store.EnterMutation())
-                {
-                    Store.Dirents.Delete(StoreKeys.Dirent(from.Ino, name));
-                    Store.Dirents.Put(StoreKeys.Dirent(to.Ino, newName), Inode.DirentValue(moving.Ino, moving.Mode));
-                    if (victim != null)
-                    {
-                        DropLink(victim);
-                        if (victim.IsDir) lock (to.Lock) to.Nlink--;
-                    }
-                    if (from != to) Reparent(moving, from, to);
-                    FinishRename(now, from, to, moving, null);
-                }
-                if (victim != null) _inodes.MaybeRelease(victim);
-                return Errno.Success;
             }
         }
         catch (Exception e)
         {
             return Fail(e);
         }
+    }
+
+    // The checks and changes of a rename, both names resolved. Namespace lock held.
+    private int RenameChecked(Inode from, ReadOnlySpan<byte> name, Inode to, ReadOnlySpan<byte> newName, uint flags, Inode moving, Inode? victim)
+    {
+        long now = Inode.Now();
+        if ((flags & FuseConstants.RenameExchange) != 0)
+        {
+            if (victim == null) return Errno.ENOENT;
+            using (Store.EnterMutation())
+            {
+                Store.Dirents.Put(StoreKeys.Dirent(from.Ino, name), Inode.DirentValue(victim.Ino, victim.Mode));
+                Store.Dirents.Put(StoreKeys.Dirent(to.Ino, newName), Inode.DirentValue(moving.Ino, moving.Mode));
+                if (from != to)
+                {
+                    Reparent(moving, from, to);
+                    Reparent(victim, to, from);
+                }
+                FinishRename(now, from, to, moving, victim);
+            }
+            return Errno.Success;
+        }
+
+        if (victim != null)
+        {
+            if ((flags & FuseConstants.RenameNoReplace) != 0) return Errno.EEXIST;
+            if (victim == moving) return Errno.Success; // two names of one inode: nothing to do
+            if (moving.IsDir)
+            {
+                if (!victim.IsDir) return Errno.ENOTDIR;
+                if (!IsEmptyDir(victim)) return Errno.ENOTEMPTY;
+            }
+            else if (victim.IsDir)
+            {
+                return Errno.EISDIR;
+            }
+        }
+
+        using (Store.EnterMutation())
+        {
+            Store.Dirents.Delete(StoreKeys.Dirent(from.Ino, name));
+            Store.Dirents.Put(StoreKeys.Dirent(to.Ino, newName), Inode.DirentValue(moving.Ino, moving.Mode));
+            if (victim != null)
+            {
+                DropLink(victim);
+                if (victim.IsDir) lock (to.Lock) to.Nlink--;
+            }
+            if (from != to) Reparent(moving, from, to);
+            FinishRename(now, from, to, moving, null);
+        }
+        return Errno.Success;
     }
 
     // A directory moving between parents changes both parents' link counts ("..").
