@@ -26,6 +26,26 @@ using DedupFs.Fuse.Protocol;
 
 namespace DedupFs.FileSystem;
 
+/// <summary>Names of the files in MNT/.dedupfs (see the top of ControlDirectory.cs and README.md).</summary>
+public static class ControlFiles
+{
+    /// <summary>The directory's name in the mount's root.</summary>
+    public const string Directory = DedupFileSystem.ControlDirectoryName;
+
+    /// <summary>The statistics, each a read-only file ("VALUE\n") and a key of stats.json.</summary>
+    public static readonly IReadOnlyList<string> StatisticNames =
+    [
+        "pages_shared", "pages_sharing", "pages_unshared", "cow_ksm", "unique_pages", "inline_dedup_hits",
+        "logical_bytes", "stored_bytes", "dedup_ratio", "cache_bytes", "cache_capacity_bytes", "cache_hits", "cache_misses",
+    ];
+
+    public const string StatsJson = "stats.json";
+    public const string Pid = "pid";
+    public const string InlineDedup = "inline_dedup";
+    public const string Clone = "clone";
+    public const string Shares = "shares";
+}
+
 internal sealed class ControlHandle(ulong ino, byte[] content)
 {
     public readonly ulong Ino = ino;
@@ -38,14 +58,9 @@ internal sealed class ControlDirectory
     public const ulong DirIno = 0xFFFF_FFFF_FFFF_0000UL;
     public static ReadOnlySpan<byte> NameBytes => ".dedupfs"u8;
 
-    /// <summary>The statistics, each a file and a key of stats.json.</summary>
-    public static readonly string[] StatisticNames =
-    [
-        "pages_shared", "pages_sharing", "pages_unshared", "cow_ksm", "unique_pages", "inline_dedup_hits",
-        "logical_bytes", "stored_bytes", "dedup_ratio", "cache_bytes", "cache_capacity_bytes", "cache_hits", "cache_misses",
-    ];
+    public static readonly IReadOnlyList<string> StatisticNames = ControlFiles.StatisticNames;
 
-    public const string StatsJson = "stats.json", Pid = "pid", InlineDedup = "inline_dedup", Clone = "clone", Shares = "shares";
+    public const string StatsJson = ControlFiles.StatsJson, Pid = ControlFiles.Pid, InlineDedup = ControlFiles.InlineDedup, Clone = ControlFiles.Clone, Shares = ControlFiles.Shares;
 
     private static readonly string[] FileNames = [.. StatisticNames, StatsJson, Pid, InlineDedup, Clone, Shares];
     private static readonly byte[][] FileNameBytes = [.. FileNames.Select(Encoding.ASCII.GetBytes)];

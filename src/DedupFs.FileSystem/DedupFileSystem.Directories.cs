@@ -55,6 +55,7 @@ public sealed partial class DedupFileSystem
                 return Fail(e);
             }
         }
+        FreeDoomed();
         return Errno.Success;
     }
 

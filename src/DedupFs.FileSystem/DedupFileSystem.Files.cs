@@ -27,38 +27,63 @@ public sealed partial class DedupFileSystem
     {
         open = default;
         if (ControlDirectory.Owns(node.Value)) return _control.Open(ctx, node.Value, flags, out open);
+        Inode? n;
         try
         {
             lock (_ns)
             {
-                Inode? n = _inodes.Get(node.Value);
+                n = _inodes.Get(node.Value);
                 if (n == null) return Errno.ENOENT;
                 if (n.IsDir) return Errno.EISDIR;
-                return OpenLocked(n, flags, out open);
+                int rc = OpenLocked(n, flags, out open);
+                if (rc != 0) return rc;
             }
         }
         catch (Exception e)
         {
             return Fail(e);
         }
+        return TruncateOnOpen(n, flags, ref open);
     }
 
-    // Opens n (O_TRUNC applied here: the session negotiates ATOMIC_O_TRUNC). Namespace lock held.
+    // Registers a handle on n. Namespace lock held. O_TRUNC is applied after the lock is
+    // released (TruncateOnOpen): emptying a large file takes time, and the open handle keeps
+    // the inode alive meanwhile.
     private int OpenLocked(Inode n, int flags, out FuseOpenOut open)
     {
         open = default;
         bool writable = (flags & OAccMode) != 0;
         if (writable && ReadOnly) return Errno.EROFS;
-        if ((flags & OTrunc) != 0 && writable && n.IsReg && n.Mapping!.Length > 0)
-        {
-            n.Mapping.Truncate(0);
-            Touch(n, mtime: true, ctime: true);
-            _inodes.MarkDirty(n);
-        }
         n.OpenHandles++;
         open.Fh = _handles.Add(new OpenFile(n, flags));
         if (n.IsReg) open.OpenFlags = Options.Cache == CacheMode.Shared ? OpenReplyFlags.DirectIo : OpenReplyFlags.KeepCache;
         return Errno.Success;
+    }
+
+    // O_TRUNC (the session negotiates ATOMIC_O_TRUNC, so it arrives with OPEN). Namespace lock not
+    // held. On failure the handle just registered is dropped again.
+    private int TruncateOnOpen(Inode n, int flags, ref FuseOpenOut open)
+    {
+        if ((flags & OTrunc) == 0 || (flags & OAccMode) == 0 || !n.IsReg) return Errno.Success;
+        try
+        {
+            // Times move even when the file is already empty (POSIX open, O_TRUNC).
+            if (n.Mapping!.Length > 0) n.Mapping.Truncate(0);
+            Touch(n, mtime: true, ctime: true);
+            _inodes.MarkDirty(n);
+            return Errno.Success;
+        }
+        catch (Exception e)
+        {
+            _handles.Remove(open.Fh);
+            lock (_ns)
+            {
+                n.OpenHandles--;
+                _inodes.MaybeRelease(n);
+            }
+            open = default;
+            return Fail(e);
+        }
     }
 
     public int Release(FuseRequestContext ctx, NodeId node, FileHandle fh, int flags, uint releaseFlags, ulong lockOwner)
@@ -78,6 +103,7 @@ public sealed partial class DedupFileSystem
                 return Fail(e);
             }
         }
+        FreeDoomed();
         return Errno.Success;
     }
 
@@ -313,6 +339,9 @@ public sealed partial class DedupFileSystem
             if (src == dst && offsetIn < offsetOut + count && offsetOut < offsetIn + count) return Errno.EINVAL;
             copied = (ulong)CopyRange(src.Mapping, offsetIn, dst.Mapping!, offsetOut, count);
             AfterDataChange(dst, ctx.Uid != 0);
+            // The kernel drops the destination's cached range itself after COPY_FILE_RANGE;
+            // saying so costs one queued message and keeps older kernels right.
+            InvalidateData(dst.Ino, offsetOut, (long)copied);
             return Errno.Success;
         }
         catch (Exception e)

@@ -56,6 +56,8 @@ public sealed partial class DedupFileSystem
                     if (n.IsDir) return Errno.EISDIR;
                     int rc = OpenLocked(n, flags, out open);
                     if (rc != 0) return rc;
+                    rc = TruncateOnOpen(n, flags, ref open);
+                    if (rc != 0) return rc;
                     entry = EntryFor(n);
                     return Errno.Success;
                 }
@@ -218,6 +220,18 @@ public sealed partial class DedupFileSystem
 
     private int RemoveName(NodeId parent, ReadOnlySpan<byte> name, bool directory)
     {
+        try
+        {
+            return RemoveNameLocked(parent, name, directory);
+        }
+        finally
+        {
+            FreeDoomed();
+        }
+    }
+
+    private int RemoveNameLocked(NodeId parent, ReadOnlySpan<byte> name, bool directory)
+    {
         if (name.Length > NameMax) return Errno.ENAMETOOLONG;
         if (ReadOnly) return Errno.EROFS;
         if (ControlDirectory.Owns(parent.Value) || (parent.Value == InodeTable.FuseRoot && name.SequenceEqual(ControlDirectory.NameBytes))) return Errno.EPERM;
@@ -230,22 +244,30 @@ public sealed partial class DedupFileSystem
                 if (!dir.IsDir) return Errno.ENOTDIR;
                 Inode? child = FindChild(dir.Ino, name);
                 if (child == null) return Errno.ENOENT;
-                if (directory && !child.IsDir) return Errno.ENOTDIR;
-                if (!directory && child.IsDir) return Errno.EISDIR;
-                if (directory && !IsEmptyDir(child)) return Errno.ENOTEMPTY;
-                using (Store.EnterMutation())
+                try
                 {
-                    Store.Dirents.Delete(StoreKeys.Dirent(dir.Ino, name));
-                    DropLink(child);
-                    lock (dir.Lock)
+                    if (directory && !child.IsDir) return Errno.ENOTDIR;
+                    if (!directory && child.IsDir) return Errno.EISDIR;
+                    if (directory && !IsEmptyDir(child)) return Errno.ENOTEMPTY;
+                    using (Store.EnterMutation())
                     {
-                        if (child.IsDir) dir.Nlink--;
-                        dir.MtimeNs = dir.CtimeNs = child.CtimeNs;
+                        Store.Dirents.Delete(StoreKeys.Dirent(dir.Ino, name));
+                        DropLink(child);
+                        lock (dir.Lock)
+                        {
+                            if (child.IsDir) dir.Nlink--;
+                            dir.MtimeNs = dir.CtimeNs = child.CtimeNs;
+                        }
+                        _inodes.Persist(dir);
                     }
-                    _inodes.Persist(dir);
+                    return Errno.Success;
                 }
-                _inodes.MaybeRelease(child);
-                return Errno.Success;
+                finally
+                {
+                    // Freed (nlink 0) or unloaded if the kernel holds no reference: FindChild may
+                    // have loaded it just for this request.
+                    _inodes.MaybeRelease(child);
+                }
             }
         }
         catch (Exception e)
@@ -272,6 +294,18 @@ public sealed partial class DedupFileSystem
 
     public int Rename(FuseRequestContext ctx, NodeId parent, ReadOnlySpan<byte> name, NodeId newParent, ReadOnlySpan<byte> newName, uint flags)
     {
+        try
+        {
+            return RenameLocked(parent, name, newParent, newName, flags);
+        }
+        finally
+        {
+            FreeDoomed();
+        }
+    }
+
+    private int RenameLocked(NodeId parent, ReadOnlySpan<byte> name, NodeId newParent, ReadOnlySpan<byte> newName, uint flags)
+    {
         if (name.Length > NameMax || newName.Length > NameMax) return Errno.ENAMETOOLONG;
         if ((flags & FuseConstants.RenameWhiteout) != 0 || (flags & (FuseConstants.RenameNoReplace | FuseConstants.RenameExchange)) == (FuseConstants.RenameNoReplace | FuseConstants.RenameExchange))
             return Errno.EINVAL;
@@ -287,62 +321,77 @@ public sealed partial class DedupFileSystem
                 Inode? from = _inodes.Get(parent.Value), to = _inodes.Get(newParent.Value);
                 if (from == null || to == null) return Errno.ENOENT;
                 if (!from.IsDir || !to.IsDir) return Errno.ENOTDIR;
+                if (to.Nlink == 0) return Errno.ENOENT; // removed directory: no new names
                 Inode? moving = FindChild(from.Ino, name);
                 if (moving == null) return Errno.ENOENT;
                 Inode? victim = FindChild(to.Ino, newName);
-                long now = Inode.Now();
-                if ((flags & FuseConstants.RenameExchange) != 0)
+                try
                 {
-                    if (victim == null) return Errno.ENOENT;
-                    using (Store.EnterMutation())
-                    {
-                        Store.Dirents.Put(StoreKeys.Dirent(from.Ino, name), Inode.DirentValue(victim.Ino, victim.Mode));
-                        Store.Dirents.Put(StoreKeys.Dirent(to.Ino, newName), Inode.DirentValue(moving.Ino, moving.Mode));
-                        if (from != to)
-                        {
-                            Reparent(moving, from, to);
-                            Reparent(victim, to, from);
-                        }
-                        FinishRename(now, from, to, moving, victim);
-                    }
-                    return Errno.Success;
+                    return RenameChecked(from, name, to, newName, flags, moving, victim);
                 }
-
-                if (victim != null)
+                finally
                 {
-                    if ((flags & FuseConstants.RenameNoReplace) != 0) return Errno.EEXIST;
-                    if (victim == moving) return Errno.Success; // two names of one inode: nothing to do
-                    if (moving.IsDir)
-                    {
-                        if (!victim.IsDir) return Errno.ENOTDIR;
-                        if (!IsEmptyDir(victim)) return Errno.ENOTEMPTY;
-                    }
-                    else if (victim.IsDir)
-                    {
-                        return Errno.EISDIR;
-                    }
+                    // Either may have been loaded just for this request; the victim may have lost its last name.
+                    _inodes.MaybeRelease(moving);
+                    if (victim != null) _inodes.MaybeRelease(victim);
                 }
-
-                using (Store.EnterMutation())
-                {
-                    Store.Dirents.Delete(StoreKeys.Dirent(from.Ino, name));
-                    Store.Dirents.Put(StoreKeys.Dirent(to.Ino, newName), Inode.DirentValue(moving.Ino, moving.Mode));
-                    if (victim != null)
-                    {
-                        DropLink(victim);
-                        if (victim.IsDir) lock (to.Lock) to.Nlink--;
-                    }
-                    if (from != to) Reparent(moving, from, to);
-                    FinishRename(now, from, to, moving, null);
-                }
-                if (victim != null) _inodes.MaybeRelease(victim);
-                return Errno.Success;
             }
         }
         catch (Exception e)
         {
             return Fail(e);
         }
+    }
+
+    // The checks and changes of a rename, both names resolved. Namespace lock held.
+    private int RenameChecked(Inode from, ReadOnlySpan<byte> name, Inode to, ReadOnlySpan<byte> newName, uint flags, Inode moving, Inode? victim)
+    {
+        long now = Inode.Now();
+        if ((flags & FuseConstants.RenameExchange) != 0)
+        {
+            if (victim == null) return Errno.ENOENT;
+            using (Store.EnterMutation())
+            {
+                Store.Dirents.Put(StoreKeys.Dirent(from.Ino, name), Inode.DirentValue(victim.Ino, victim.Mode));
+                Store.Dirents.Put(StoreKeys.Dirent(to.Ino, newName), Inode.DirentValue(moving.Ino, moving.Mode));
+                if (from != to)
+                {
+                    Reparent(moving, from, to);
+                    Reparent(victim, to, from);
+                }
+                FinishRename(now, from, to, moving, victim);
+            }
+            return Errno.Success;
+        }
+
+        if (victim != null)
+        {
+            if ((flags & FuseConstants.RenameNoReplace) != 0) return Errno.EEXIST;
+            if (victim == moving) return Errno.Success; // two names of one inode: nothing to do
+            if (moving.IsDir)
+            {
+                if (!victim.IsDir) return Errno.ENOTDIR;
+                if (!IsEmptyDir(victim)) return Errno.ENOTEMPTY;
+            }
+            else if (victim.IsDir)
+            {
+                return Errno.EISDIR;
+            }
+        }
+
+        using (Store.EnterMutation())
+        {
+            Store.Dirents.Delete(StoreKeys.Dirent(from.Ino, name));
+            Store.Dirents.Put(StoreKeys.Dirent(to.Ino, newName), Inode.DirentValue(moving.Ino, moving.Mode));
+            if (victim != null)
+            {
+                DropLink(victim);
+                if (victim.IsDir) lock (to.Lock) to.Nlink--;
+            }
+            if (from != to) Reparent(moving, from, to);
+            FinishRename(now, from, to, moving, null);
+        }
+        return Errno.Success;
     }
 
     // A directory moving between parents changes both parents' link counts ("..").

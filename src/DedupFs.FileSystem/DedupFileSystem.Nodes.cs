@@ -59,6 +59,7 @@ public sealed partial class DedupFileSystem
                 Fail(e);
             }
         }
+        FreeDoomed();
     }
 
     public void BatchForget(ReadOnlySpan<ForgetItem> items)
@@ -78,6 +79,7 @@ public sealed partial class DedupFileSystem
                 }
             }
         }
+        FreeDoomed();
     }
 
     // The inode behind a node id the kernel holds a reference to: lock-free when live.

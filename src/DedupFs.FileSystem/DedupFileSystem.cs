@@ -37,12 +37,14 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
     private readonly ControlDirectory _control;
     private readonly Handles _handles = new();
     private FuseNotifier _notifier = FuseNotifier.Disconnected;
+    private readonly TextWriter? _log;
     private int _disposed;
 
     public DedupFileSystem(PageEngine engine, FileSystemOptions options)
     {
         Engine = engine;
         Options = options;
+        _log = options.Log is null ? null : TextWriter.Synchronized(options.Log); // logged from every worker thread
         _inodes = new InodeTable(engine);
         _control = new ControlDirectory(this);
         lock (_ns)
@@ -72,6 +74,7 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         try
         {
+            FreeDoomed();
             Engine.Sync();
         }
         finally
@@ -91,6 +94,7 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
     {
         try
         {
+            FreeDoomed();
             Engine.Sync();
         }
         catch (Exception e)
@@ -120,7 +124,20 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
         Engine.Sync();
     }
 
-    internal void Log(string line) => Options.Log?.WriteLine(line);
+    // Frees inodes that lost their last name and reference. Neither the namespace lock nor a store mutation held.
+    private void FreeDoomed()
+    {
+        try
+        {
+            _inodes.FreeDoomed();
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+    }
+
+    internal void Log(string line) => _log?.WriteLine(line);
 
     // The errno a failed store or page operation answers with.
     private int Fail(Exception e)
@@ -201,12 +218,12 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
         return e;
     }
 
-    // A regular file was changed by the daemon behind the kernel's back (a clone into it):
-    // in kernel cache mode its cached pages are stale.
+    // A regular file was changed by the daemon rather than through the kernel's page cache (a
+    // clone into it): in kernel cache mode the cached pages of that range are stale. The
+    // notification is queued, never written from this thread (see FuseNotifier).
     private void InvalidateData(ulong ino, long offset, long length)
     {
         if (Options.Cache == CacheMode.Kernel) _notifier.InvalidateInode(new NodeId(ino), offset, length);
-        else _notifier.InvalidateInode(new NodeId(ino), -1, 0);
     }
 
     private static void Touch(Inode n, bool mtime, bool ctime)

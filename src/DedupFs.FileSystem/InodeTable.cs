@@ -4,7 +4,9 @@
 // carries an entry adds one, FORGET gives them back) or a file handle is open on it, and is
 // loaded from Store.Inodes on demand. When both reach zero:
 //   - nlink == 0: the inode is gone for good: its mapping is deleted (pages released), its
-//     records, xattrs and orphan marker removed, in one store mutation.
+//     records, xattrs and orphan marker removed, in one store mutation — queued under the
+//     namespace lock and done after it is released (FreeDoomed), since releasing the pages of
+//     a large file takes time and nothing can reach the inode any more.
 //   - nlink > 0: it may be dropped from memory, once its record and mapping are committed
 //     (Engine.CloseMapping refuses a mapping with uncommitted changes: retried after the next
 //     commit).
@@ -31,6 +33,7 @@ internal sealed class InodeTable
     private readonly ConcurrentDictionary<ulong, Inode> _live = new();
     private readonly ConcurrentDictionary<ulong, Inode> _dirty = new();
     private readonly HashSet<ulong> _unloadLater = [];
+    private readonly ConcurrentQueue<Inode> _doomed = new();
     private long _unloadCommit = -1;
     private ulong _nextIno;
 
@@ -123,12 +126,35 @@ internal sealed class InodeTable
         RetryUnloads();
     }
 
-    /// <summary>Frees or unloads an inode nobody references any more. Namespace lock held, store mutation not held.</summary>
+    /// <summary>Unloads an inode nobody references any more, or queues it to be freed (nlink 0:
+    /// <see cref="FreeDoomed"/>). Namespace lock held; store mutation NOT held: unloading calls
+    /// Engine.CloseMapping, which takes the store's gate exclusively (a shared hold on this thread
+    /// would make that a lock upgrade, which the gate refuses).</summary>
     public void MaybeRelease(Inode n)
     {
         if (n.Lookups > 0 || n.OpenHandles > 0 || n.Ino == FuseRoot || n.Dead) return;
-        if (n.Nlink == 0) Destroy(n);
-        else TryUnload(n);
+        if (n.Nlink == 0)
+        {
+            // Unreachable from now on (no name, no reference, no handle, numbers never reused),
+            // so the slow part — releasing every page — can run without the namespace lock.
+            n.Dead = true;
+            _live.TryRemove(n.Ino, out _);
+            _dirty.TryRemove(n.Ino, out _);
+            _unloadLater.Remove(n.Ino);
+            _doomed.Enqueue(n);
+        }
+        else
+        {
+            TryUnload(n);
+        }
+    }
+
+    /// <summary>Frees the inodes <see cref="MaybeRelease"/> queued: mapping, records, xattrs and orphan
+    /// marker, in one store mutation each. Call with neither the namespace lock nor a mutation held.
+    /// Until then the orphan marker keeps a crash from losing track of them.</summary>
+    public void FreeDoomed()
+    {
+        while (_doomed.TryDequeue(out Inode? n)) Destroy(n);
     }
 
     public const ulong FuseRoot = 1;
@@ -137,9 +163,6 @@ internal sealed class InodeTable
     {
         using var gate = Store.EnterMutation();
         n.Dead = true;
-        _live.TryRemove(n.Ino, out _);
-        _dirty.TryRemove(n.Ino, out _);
-        _unloadLater.Remove(n.Ino);
         if (n.IsReg) _engine.DeleteMapping(n.Ino);
         Store.Inodes.Delete(StoreKeys.Inode(n.Ino));
         foreach (var (key, _) in Store.Xattrs.List(StoreKeys.XattrPrefix(n.Ino))) Store.Xattrs.Delete(key);
@@ -185,6 +208,7 @@ internal sealed class InodeTable
             }
             if (n.Nlink == 0)
             {
+                _live.TryRemove(ino, out _);
                 Destroy(n);
                 swept++;
             }

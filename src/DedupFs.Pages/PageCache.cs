@@ -147,6 +147,9 @@ public sealed unsafe class PageCache : IDisposable
         }
     }
 
+    /// <summary>Tests only: called inside a table rebuild, between clearing and refilling, under the fill lock.</summary>
+    internal Action? TableClearedForTest;
+
     /// <summary>Whether page <paramref name="id"/> is cached.</summary>
     public bool Contains(PageId id) => FindFrame(id.Value) >= 0;
 
@@ -194,6 +197,7 @@ public sealed unsafe class PageCache : IDisposable
     {
         Array.Clear(_where);
         _tombstones = 0;
+        TableClearedForTest?.Invoke();
         for (int f = 0; f < _frames.Length; f++)
         {
             uint id = _frames[f].PageId;

@@ -118,4 +118,36 @@ public class PageCacheInvalidateRaceTests
         }
         for (uint i = 0; i < 20000; i++) Assert.False(cache.Contains(new PageId(100_000 + i)));
     }
+
+    // The race, made deterministic: a filler is stopped inside a table rebuild (the table is
+    // cleared, the frames still hold their pages), and another thread invalidates a cached
+    // page meanwhile. A lock-free "not cached" probe sees the cleared table and returns; the
+    // rebuild then puts the page back and its bytes outlive the free. Invalidate must wait for
+    // the rebuild and remove it.
+    [Fact]
+    public void Invalidate_during_a_table_rebuild_removes_the_page()
+    {
+        using var cache = new PageCache(16 * PageContent.Size);
+        var page = new byte[PageContent.Size];
+        var victim = new PageId(1_000_000);
+        cache.Insert(victim, page);
+        Thread? invalidator = null;
+        cache.TableClearedForTest = () =>
+        {
+            cache.TableClearedForTest = null;
+            invalidator = new Thread(() => cache.Invalidate(victim));
+            invalidator.Start();
+            invalidator.Join(TimeSpan.FromMilliseconds(300)); // with the fix it waits for the fill lock we hold
+        };
+        for (uint id = 1; cache.TableClearedForTest != null && id < 100_000; id++)
+        {
+            cache.Insert(new PageId(id), page);
+            if (id % 2 == 0) cache.Invalidate(new PageId(id)); // tombstones lead to a rebuild
+            if (cache.TableClearedForTest != null && !cache.Contains(victim)) cache.Insert(victim, page); // keep the victim cached until then
+        }
+        Assert.NotNull(invalidator);
+        Assert.True(invalidator!.Join(TimeSpan.FromSeconds(10)));
+        Assert.False(cache.Contains(victim));
+        Assert.False(cache.TryRead(victim, page));
+    }
 }
