@@ -191,11 +191,8 @@ public sealed partial class Mapping
             return;
         }
         ulong hash = PageContent.Hash(content);
-        if (!old.IsNone && _engine.Store.GetRecord(old).Hash == hash)
-        {
-            _engine.ReadForCompare(old, scratch);
-            if (scratch.SequenceEqual(content)) return; // rewriting the same bytes changes nothing
-        }
+        if (!old.IsNone && _engine.Store.GetRecord(old).Hash == hash && _engine.ContentEquals(old, content, scratch))
+            return; // rewriting the same bytes changes nothing
         bool shared = _engine.IsShared(old);
         PageId now = _engine.InstallPage(content, hash, _engine.Options.InlineDedup, scratch);
         _slots.Set(idx, now);

@@ -76,91 +76,121 @@ public sealed partial class Mapping
     private void ClassifyAndAllocate(ReadOnlySpan<byte> batch, long firstIdx, int n, Span<ulong> hashes, Span<uint> ids,
         Span<PageFate> fates, Span<PageId> fresh, bool dedup, Span<byte> scratch)
     {
+        ids[..n].Clear();
+        fates[..n].Fill(PageFate.Hole);
+        ContentIndex index = _engine.Index;
+        // 1a. Holes, hashes and unchanged pages; start loading each other page's index line.
+        for (int k = 0; k < n; k++)
         {
-            ids[..n].Clear();
-            fates[..n].Fill(PageFate.Hole);
-            // 1. Classify: holes and unchanged pages first, and pin each other page's first candidate.
-            for (int k = 0; k < n; k++)
+            ReadOnlySpan<byte> content = batch.Slice(k * PageSize, PageSize);
+            if (PageContent.IsZero(content)) continue;
+            ulong hash = hashes[k] = PageContent.Hash(content);
+            PageId old = _slots.Get(firstIdx + k);
+            if (!old.IsNone && _engine.Store.GetRecord(old).Hash == hash && _engine.ContentEquals(old, content, scratch))
             {
-                ReadOnlySpan<byte> content = batch.Slice(k * PageSize, PageSize);
+                fates[k] = PageFate.Unchanged;
+                continue;
+            }
+            fates[k] = PageFate.New;
+            if (dedup) index.PrefetchProbe(hash);
+        }
+        if (!dedup)
+        {
+            AllocateNewRuns(batch, n, hashes, ids, fates, fresh);
+            return;
+        }
+        // 1b. The candidates' records (their hash and refcount are read next), then 1c. pin the
+        // first candidate of each page. The misses of 1a and 1b overlap across the batch.
+        for (int k = 0; k < n; k++)
+            if (fates[k] == PageFate.New) _engine.Store.PrefetchRecord(new PageId(index.PeekFirst(hashes[k])));
+        var tally = new RefTally();
+        for (int k = 0; k < n; k++)
+            if (fates[k] == PageFate.New) ids[k] = _engine.PinFirstCandidate(hashes[k], ref tally).Value;
+        tally.AddTo(_engine.Counters);
+
+        int hits = CompareCandidates(batch, n, ids, fates, scratch);
+        if (hits > 0) Interlocked.Add(ref _engine.Counters.InlineDedupHits, hits);
+        for (int k = 0; k < n; k++)
+        {
+            if (fates[k] != PageFate.New) continue;
+            ReadOnlySpan<byte> content = batch.Slice(k * PageSize, PageSize);
+            if (ids[k] != 0)
+            {
+                // The first candidate differed: release it and try the others (a collision).
+                var first = new PageId(ids[k]);
                 ids[k] = 0;
-                if (PageContent.IsZero(content)) { fates[k] = PageFate.Hole; continue; }
-                ulong hash = hashes[k] = PageContent.Hash(content);
-                PageId old = _slots.Get(firstIdx + k);
-                if (!old.IsNone && _engine.Store.GetRecord(old).Hash == hash)
+                _engine.ReleasePage(first);
+                PageId other = _engine.FindIdentical(content, hashes[k], first, scratch);
+                if (!other.IsNone)
                 {
-                    _engine.ReadForCompare(old, scratch);
-                    if (scratch.SequenceEqual(content)) { fates[k] = PageFate.Unchanged; continue; }
+                    Interlocked.Increment(ref _engine.Counters.InlineDedupHits);
+                    ids[k] = other.Value;
+                    fates[k] = PageFate.Shared;
+                    continue;
                 }
-                fates[k] = PageFate.New;
-                if (dedup) ids[k] = _engine.PinFirstCandidate(hash).Value;
             }
-            if (dedup) CompareCandidates(batch, n, ids, fates, scratch);
-            for (int k = 0; k < n && dedup; k++)
+            int earlier = EarlierNewTwin(batch, hashes, fates, k);
+            if (earlier >= 0)
             {
-                if (fates[k] != PageFate.New) continue;
-                ReadOnlySpan<byte> content = batch.Slice(k * PageSize, PageSize);
-                if (ids[k] != 0)
-                {
-                    // The first candidate differed: release it and try the others (a collision).
-                    var first = new PageId(ids[k]);
-                    ids[k] = 0;
-                    _engine.ReleasePage(first);
-                    PageId other = _engine.FindIdentical(content, hashes[k], first, scratch);
-                    if (!other.IsNone)
-                    {
-                        Interlocked.Increment(ref _engine.Counters.InlineDedupHits);
-                        ids[k] = other.Value;
-                        fates[k] = PageFate.Shared;
-                        continue;
-                    }
-                }
-                int earlier = EarlierNewTwin(batch, hashes, fates, k);
-                if (earlier >= 0)
-                {
-                    ids[k] = (uint)earlier;  // resolved to a page id after allocation
-                    fates[k] = PageFate.BatchTwin;
-                }
+                ids[k] = (uint)earlier;  // resolved to a page id after allocation
+                fates[k] = PageFate.BatchTwin;
             }
+        }
 
-            // 2. Allocate runs of new pages that are adjacent in the buffer: one pwrite each.
-            for (int k = 0; k < n;)
-            {
-                if (fates[k] != PageFate.New) { k++; continue; }
-                int end = k + 1;
-                while (end < n && fates[end] == PageFate.New) end++;
-                _engine.InstallNewPages(batch[(k * PageSize)..(end * PageSize)], hashes[k..end], fresh[k..end]);
-                for (int j = k; j < end; j++) ids[j] = fresh[j].Value;
-                k = end;
-            }
-            for (int k = 0; k < n; k++)
-            {
-                if (fates[k] != PageFate.BatchTwin) continue;
-                var twin = new PageId(ids[(int)ids[k]]);
-                _engine.AddRef(twin);
-                Interlocked.Increment(ref _engine.Counters.InlineDedupHits);
-                ids[k] = twin.Value;
-                fates[k] = PageFate.Shared;   // now holds its own reference, like an index twin
-            }
-
+        AllocateNewRuns(batch, n, hashes, ids, fates, fresh);
+        for (int k = 0; k < n; k++)
+        {
+            if (fates[k] != PageFate.BatchTwin) continue;
+            var twin = new PageId(ids[(int)ids[k]]);
+            _engine.AddRef(twin);
+            Interlocked.Increment(ref _engine.Counters.InlineDedupHits);
+            ids[k] = twin.Value;
+            fates[k] = PageFate.Shared;   // now holds its own reference, like an index twin
         }
     }
 
-    // Compares every pinned first candidate (ids[k] != 0, fate New) with its page: from the cache
-    // when cached, else read in runs of consecutive slots. A match becomes Shared; a mismatch
-    // keeps its pin for the caller to release.
-    private void CompareCandidates(ReadOnlySpan<byte> batch, int n, Span<uint> ids, Span<PageFate> fates, Span<byte> scratch)
+    // 2. Allocates runs of new pages that are adjacent in the buffer: one pwrite each.
+    private void AllocateNewRuns(ReadOnlySpan<byte> batch, int n, ReadOnlySpan<ulong> hashes, Span<uint> ids,
+        ReadOnlySpan<PageFate> fates, Span<PageId> fresh)
+    {
+        for (int k = 0; k < n;)
+        {
+            if (fates[k] != PageFate.New) { k++; continue; }
+            int end = k + 1;
+            while (end < n && fates[end] == PageFate.New) end++;
+            _engine.InstallNewPages(batch[(k * PageSize)..(end * PageSize)], hashes[k..end], fresh[k..end]);
+            for (int j = k; j < end; j++) ids[j] = fresh[j].Value;
+            k = end;
+        }
+    }
+
+    // Compares every pinned first candidate (ids[k] != 0, fate New) with its page: in place in the
+    // cache when cached, else read in runs of consecutive slots. A match becomes Shared; a mismatch
+    // keeps its pin for the caller to release. Returns the number of matches.
+    private int CompareCandidates(ReadOnlySpan<byte> batch, int n, Span<uint> ids, Span<PageFate> fates, Span<byte> scratch)
     {
         // Cached candidates first, one by one; `pending` marks the rest for the run reads.
         Span<bool> pending = stackalloc bool[Batch];
+        int hits = 0, misses = 0;
+        PageCache cache = _engine.Cache;
         for (int k = 0; k < n; k++)
         {
             pending[k] = false;
             if (fates[k] != PageFate.New || ids[k] == 0) continue;
-            if (_engine.Cache.TryRead(new PageId(ids[k]), scratch)) Decide(k, scratch, batch, ids, fates);
-            else pending[k] = true;
+            switch (cache.TryCompare(new PageId(ids[k]), batch.Slice(k * PageSize, PageSize)))
+            {
+                case PageCache.CompareResult.Equal:
+                    fates[k] = PageFate.Shared;
+                    hits++;
+                    break;
+                case PageCache.CompareResult.Miss:
+                    pending[k] = true;
+                    misses++;
+                    break;
+            }
         }
-        byte[]? runBuffer = null;
+        if (misses == 0) return hits;
+        byte[] runBuffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Batch * PageSize);
         try
         {
             for (int k = 0; k < n;)
@@ -168,24 +198,22 @@ public sealed partial class Mapping
                 if (!pending[k]) { k++; continue; }
                 int end = k + 1;
                 while (end < n && pending[end] && ids[end] == ids[end - 1] + 1) end++;
-                runBuffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(Batch * PageSize);
                 Span<byte> run = runBuffer.AsSpan(0, (end - k) * PageSize);
                 _engine.Store.ReadPagesForCompare(new PageId(ids[k]), run);
-                for (int j = k; j < end; j++) Decide(j, run.Slice((j - k) * PageSize, PageSize), batch, ids, fates);
+                for (int j = k; j < end; j++)
+                {
+                    if (!run.Slice((j - k) * PageSize, PageSize).SequenceEqual(batch.Slice(j * PageSize, PageSize))) continue;
+                    fates[j] = PageFate.Shared;
+                    hits++;
+                }
                 k = end;
             }
         }
         finally
         {
-            if (runBuffer != null) System.Buffers.ArrayPool<byte>.Shared.Return(runBuffer);
+            System.Buffers.ArrayPool<byte>.Shared.Return(runBuffer);
         }
-    }
-
-    private void Decide(int k, ReadOnlySpan<byte> candidateBytes, ReadOnlySpan<byte> batch, Span<uint> ids, Span<PageFate> fates)
-    {
-        if (!candidateBytes.SequenceEqual(batch.Slice(k * PageSize, PageSize))) return;
-        fates[k] = PageFate.Shared;
-        Interlocked.Increment(ref _engine.Counters.InlineDedupHits);
+        return hits;
     }
 
     private static int EarlierNewTwin(ReadOnlySpan<byte> batch, ReadOnlySpan<ulong> hashes, ReadOnlySpan<PageFate> fates, int k)

@@ -53,6 +53,17 @@ internal sealed class PageTable
     /// <summary>The record of <paramref name="slot"/> (which must be below the high-water mark).</summary>
     public ref PageRecord this[long slot] => ref _segments[slot >> SegmentShift]!.Records[slot & (SegmentSize - 1)];
 
+    /// <summary>Hint: starts loading <paramref name="slot"/>'s record into the CPU cache (batched content-index
+    /// probes). Ignores slots that do not exist.</summary>
+    public unsafe void Prefetch(long slot)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || (ulong)slot >= (ulong)HighWater) return;
+        Segment? seg = Volatile.Read(ref _segments[slot >> SegmentShift]);
+        if (seg == null) return;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(
+            System.Runtime.CompilerServices.Unsafe.AsPointer(ref seg.Records[slot & (SegmentSize - 1)]));
+    }
+
     /// <summary>Marks the chunk holding <paramref name="slot"/> for the next commit.</summary>
     public void MarkDirty(long slot)
     {

@@ -143,6 +143,10 @@ public sealed partial class Store
         return becameShared;
     }
 
+    /// <summary>Hint for batched lookups: starts loading <paramref name="page"/>'s record into the CPU cache.
+    /// Does nothing for None or an id beyond the page file.</summary>
+    public void PrefetchRecord(PageId page) => _pages.Prefetch(page.Slot);
+
     /// <summary>The record (refcount, checksum, hash) of <paramref name="page"/>.</summary>
     public PageRecord GetRecord(PageId page) => _pages[page.Slot];
 
