@@ -23,10 +23,14 @@
 //
 // The caller (Write) has taken the gate and the stripes and asked the break-share policy.
 //
-// Figures (scripts/bench/store, 1 GiB, 2-core VM shared with other jobs, so +-30%): unique
-// ingest 0.8-1.0x a raw 4 KiB pwrite loop to the same disk; duplicate ingest 1.4-2.0 GB/s,
-// 2.6-3.5x that loop. Per-page pwrites and one pread per compared candidate made these
-// 0.6x and 1.1x before batching.
+// Figures (scripts/bench/store --mib 1024, 2-core VM shared with other jobs, so +-30%; the raw
+// 4 KiB pwrite loop itself measured 0.3-1.0 GB/s): unique ingest 0.8-1.3x that loop;
+// duplicate ingest 3.9 GB/s, from 2.3-2.5 GB/s before the in-place cache compare, the
+// overlapped probes and the prediction (a harness that rewrites 512 MiB of duplicates eight
+// times: 1.5-2.2 -> 2.9-3.5 -> 4.5-6.0 GB/s). What remains is mostly the pread of candidates
+// not in the page cache (half of them with a cache of half the data). Per-page pwrites and
+// one pread per compared candidate made unique and duplicate ingest 0.6x and 1.1x before
+// batching.
 using System.Runtime.CompilerServices;
 using DedupFs.Store;
 
