@@ -26,7 +26,7 @@ public sealed partial class Mapping
         long first = offset >> PageShift, last = (offset + src.Length - 1) >> PageShift;
         Span<byte> page = stackalloc byte[PageSize];
         Span<byte> scratch = stackalloc byte[PageSize];
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         ulong locked = LockRange(first, last);
         try
         {
@@ -74,7 +74,7 @@ public sealed partial class Mapping
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         Span<byte> page = stackalloc byte[PageSize];
         Span<byte> scratch = stackalloc byte[PageSize];
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         ulong locked = LockRange(0, long.MaxValue >> 1);
         try
         {
@@ -119,7 +119,7 @@ public sealed partial class Mapping
         long first = offset >> PageShift, last = (end - 1) >> PageShift;
         Span<byte> page = stackalloc byte[PageSize];
         Span<byte> scratch = stackalloc byte[PageSize];
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         ulong locked = LockRange(first, last);
         try
         {

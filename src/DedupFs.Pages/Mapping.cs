@@ -12,8 +12,9 @@
 // ascending order within its group and never holds two groups at once, so lock cycles
 // cannot form.
 // Reads take one stripe per page while they copy it, which also pins the page: it cannot be
-// freed while a slot we hold points at it. Every mutation first enters the Store gate
-// (shared) so a commit sees whole operations only.
+// freed while a slot we hold points at it. Every mutation first enters the Store's page gate
+// (shared) so a commit's snapshot sees whole operations only; a commit holds that gate only
+// while it copies its snapshot, so writes go on during its fdatasync and LMDB transaction.
 //
 // The operations live in partial files: Mapping.Read.cs, Mapping.Write.cs (write, truncate,
 // punch), Mapping.Share.cs (clone, merge, unmerge).

@@ -16,7 +16,8 @@
 // The rmap is derived (Store.ComputeRmap): refcounts are maintained exactly, and Verify()
 // recomputes both sides.
 //
-// Lock order: Store gate (shared, per mutation) -> Mapping stripe locks (ascending; for a
+// Lock order: Store page gate (shared, per mutation; EnterPageMutation, never the metadata
+// gate inside it) -> Mapping stripe locks (ascending; for a
 // clone, source stripes are taken and released before destination stripes) -> ContentIndex
 // stripe -> PageCache fill lock. Nothing here takes a lock while holding a later one.
 using System.Collections.Concurrent;
