@@ -36,6 +36,21 @@ public sealed partial class Store
     /// <summary>Commits completed since the store opened.</summary>
     public long CommitCount => Interlocked.Read(ref _commits);
 
+    private long _maxPauseTicks;
+
+    /// <summary>The longest time a commit kept page writers out (from asking for the page gate, which stops new
+    /// writers, to releasing it) since the store opened or <see cref="ResetCommitWriterPause"/>.</summary>
+    public TimeSpan MaxCommitWriterPause => TimeSpan.FromTicks(Interlocked.Read(ref _maxPauseTicks));
+
+    /// <summary>Starts a new measurement of <see cref="MaxCommitWriterPause"/>.</summary>
+    public void ResetCommitWriterPause() => Interlocked.Exchange(ref _maxPauseTicks, 0);
+
+    private void NotePageGatePause(TimeSpan pause)
+    {
+        long ticks = pause.Ticks, cur;
+        while ((cur = Interlocked.Read(ref _maxPauseTicks)) < ticks && Interlocked.CompareExchange(ref _maxPauseTicks, ticks, cur) != cur) { }
+    }
+
     /// <summary>Makes everything done so far durable: the sync point (fsync, fdatasync, syncfs, unmount).
     /// Must not be called while holding a <see cref="MutationScope"/>.</summary>
     public void Commit()
@@ -48,6 +63,7 @@ public sealed partial class Store
         try
         {
             CommitSnapshot? snapshot;
+            long asked = System.Diagnostics.Stopwatch.GetTimestamp();
             _pageGate.EnterWriteLock();
             try
             {
@@ -59,6 +75,7 @@ public sealed partial class Store
             finally
             {
                 _pageGate.ExitWriteLock();
+                NotePageGatePause(System.Diagnostics.Stopwatch.GetElapsedTime(asked));
             }
             // Page writers run again from here on; metadata mutations wait for the transaction.
             if (snapshot != null) WriteSnapshot(snapshot);

@@ -21,6 +21,7 @@ public class CommitDoubleBufferTests
         t.Engine.Sync();
         t.Engine.Store.AfterSnapshotForTests = null;
         Assert.True(wroteDuringCommit);
+        Assert.True(t.Engine.Store.MaxCommitWriterPause > TimeSpan.Zero);
         Assert.Equal([.. first, .. second], TestEngine.ReadAll(m));
         Assert.Empty(t.Engine.Verify());
 
