@@ -72,6 +72,11 @@ public sealed partial class Store
                 // is raised, before the snapshot is taken.
                 snapshot = TakeSnapshot();
             }
+            catch (Exception e)
+            {
+                Poison(e);   // dirty marks may be half cleared: this state must never be committed
+                throw;
+            }
             finally
             {
                 _pageGate.ExitWriteLock();
