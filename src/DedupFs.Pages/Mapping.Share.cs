@@ -30,7 +30,7 @@ public sealed partial class Mapping
         Span<byte> page = stackalloc byte[PageSize];
         Span<byte> scratch = stackalloc byte[PageSize];
         int merged = 0;
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         ulong locked = LockRange(0, long.MaxValue >> 1);
         try
         {
@@ -67,7 +67,7 @@ public sealed partial class Mapping
     {
         Span<byte> page = stackalloc byte[PageSize];
         int unmerged = 0;
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         ulong locked = LockRange(0, long.MaxValue >> 1);
         try
         {
@@ -185,7 +185,7 @@ public sealed partial class PageEngine
         try
         {
             Span<uint> span = ids.AsSpan(0, (int)pages);
-            using DedupFs.Store.Store.MutationScope gate = _store.EnterMutation();
+            using DedupFs.Store.Store.MutationScope gate = _store.EnterPageMutation();
             src.SnapshotAndPin(srcOffset >> 12, span);
             dst.InstallPinned(dstOffset >> 12, span, dstOffset + length);
         }

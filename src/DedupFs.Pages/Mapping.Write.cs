@@ -26,7 +26,7 @@ public sealed partial class Mapping
         long first = offset >> PageShift, last = (offset + src.Length - 1) >> PageShift;
         Span<byte> page = stackalloc byte[PageSize];
         Span<byte> scratch = stackalloc byte[PageSize];
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         ulong locked = LockRange(first, last);
         try
         {
@@ -74,7 +74,7 @@ public sealed partial class Mapping
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         Span<byte> page = stackalloc byte[PageSize];
         Span<byte> scratch = stackalloc byte[PageSize];
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         ulong locked = LockRange(0, long.MaxValue >> 1);
         try
         {
@@ -119,7 +119,7 @@ public sealed partial class Mapping
         long first = offset >> PageShift, last = (end - 1) >> PageShift;
         Span<byte> page = stackalloc byte[PageSize];
         Span<byte> scratch = stackalloc byte[PageSize];
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         ulong locked = LockRange(first, last);
         try
         {
@@ -191,11 +191,8 @@ public sealed partial class Mapping
             return;
         }
         ulong hash = PageContent.Hash(content);
-        if (!old.IsNone && _engine.Store.GetRecord(old).Hash == hash)
-        {
-            _engine.ReadForCompare(old, scratch);
-            if (scratch.SequenceEqual(content)) return; // rewriting the same bytes changes nothing
-        }
+        if (!old.IsNone && _engine.Store.GetRecord(old).Hash == hash && _engine.ContentEquals(old, content, scratch))
+            return; // rewriting the same bytes changes nothing
         bool shared = _engine.IsShared(old);
         PageId now = _engine.InstallPage(content, hash, _engine.Options.InlineDedup, scratch);
         _slots.Set(idx, now);

@@ -12,8 +12,9 @@
 // ascending order within its group and never holds two groups at once, so lock cycles
 // cannot form.
 // Reads take one stripe per page while they copy it, which also pins the page: it cannot be
-// freed while a slot we hold points at it. Every mutation first enters the Store gate
-// (shared) so a commit sees whole operations only.
+// freed while a slot we hold points at it. Every mutation first enters the Store's page gate
+// (shared) so a commit's snapshot sees whole operations only; a commit holds that gate only
+// while it copies its snapshot, so writes go on during its fdatasync and LMDB transaction.
 //
 // The operations live in partial files: Mapping.Read.cs, Mapping.Write.cs (write, truncate,
 // punch), Mapping.Share.cs (clone, merge, unmerge).
@@ -88,7 +89,7 @@ public sealed partial class Mapping
     }
 
     // The first half of the callback: ask the policy about every shared slot in [first, last]
-    // before anything changes, so a refusal leaves the mapping untouched.
+    // before anything changes, so a refusal or a redirect leaves the mapping untouched.
     private void AskPolicy(long first, long last, BreakShareReason reason)
     {
         BreakSharePolicy? policy = Policy;
@@ -98,7 +99,9 @@ public sealed partial class Mapping
             PageId old = _slots.Get(idx);
             if (!_engine.IsShared(old)) continue;
             var e = new BreakShareEvent(this, idx, old, PageId.None, reason);
-            if (policy(in e) == BreakShareDecision.Refuse) ThrowRefused(e);
+            BreakShareDecision d = policy(in e);
+            if (d.Action == BreakShareAction.Refuse) ThrowRefused(e);
+            if (d.Action == BreakShareAction.Redirect) ThrowRedirected(e, d.Target);
         }
     }
 
@@ -113,6 +116,16 @@ public sealed partial class Mapping
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowRefused(BreakShareEvent e) => throw new BreakShareRefusedException(e, RefusedErrno);
+
+    // A redirect to this mapping would send the caller round in a circle, and one to another
+    // engine's mapping would mix two stores' page ids: both are policy bugs, refused as such.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowRedirected(BreakShareEvent e, Mapping? target)
+    {
+        if (target == null || target == this || target._engine != _engine)
+            throw new ArgumentException($"{this}: a break-share redirect must name another mapping of the same engine, not {target?.ToString() ?? "null"}");
+        throw new BreakShareRedirectedException(e, RefusedErrno, target);
+    }
 
     /// <inheritdoc/>
     public override string ToString() => $"mapping of inode {Inode} ({Length} bytes)";

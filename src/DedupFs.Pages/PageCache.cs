@@ -107,6 +107,36 @@ public sealed unsafe class PageCache : IDisposable
         return false;
     }
 
+    /// <summary>What <see cref="TryCompare"/> found.</summary>
+    public enum CompareResult : byte
+    {
+        /// <summary>Not cached (or refilled while we looked): compare against the store.</summary>
+        Miss,
+        /// <summary>Cached, and its bytes equal the data.</summary>
+        Equal,
+        /// <summary>Cached, and its bytes differ from the data.</summary>
+        Different,
+    }
+
+    /// <summary>Compares the cached copy of page <paramref name="id"/> with <paramref name="data"/> (4096 bytes) in place.</summary>
+    /// <remarks>Inline dedup used to copy the frame out with <see cref="TryRead"/> and then compare the copy:
+    /// that 4 KiB copy was a fifth of the duplicate-ingest CPU time. The same seqlock makes the in-place
+    /// compare safe: an answer is given only if the frame held <paramref name="id"/>, unchanged, for the whole
+    /// compare; a refill during it reports a miss, so a compare against torn bytes is never believed.</remarks>
+    public CompareResult TryCompare(PageId id, ReadOnlySpan<byte> data)
+    {
+        int f = FindFrame(id.Value);
+        if (f < 0) return CompareResult.Miss;
+        ref Frame frame = ref _frames[f];
+        int v1 = Volatile.Read(ref frame.Version);
+        if ((v1 & 1) != 0 || Volatile.Read(ref frame.PageId) != id.Value) return CompareResult.Miss;
+        bool equal = new ReadOnlySpan<byte>(_arena + (long)f * PageContent.Size, PageContent.Size).SequenceEqual(data);
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref frame.Version) != v1) return CompareResult.Miss;
+        if (frame.Referenced == 0) frame.Referenced = 1;   // now shared by one more slot: worth keeping
+        return equal ? CompareResult.Equal : CompareResult.Different;
+    }
+
     /// <summary>Caches <paramref name="data"/> as page <paramref name="id"/>, evicting by CLOCK if full.</summary>
     public void Insert(PageId id, ReadOnlySpan<byte> data)
     {

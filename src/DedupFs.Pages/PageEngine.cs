@@ -16,7 +16,8 @@
 // The rmap is derived (Store.ComputeRmap): refcounts are maintained exactly, and Verify()
 // recomputes both sides.
 //
-// Lock order: Store gate (shared, per mutation) -> Mapping stripe locks (ascending; for a
+// Lock order: Store page gate (shared, per mutation; EnterPageMutation, never the metadata
+// gate inside it) -> Mapping stripe locks (ascending; for a
 // clone, source stripes are taken and released before destination stripes) -> ContentIndex
 // stripe -> PageCache fill lock. Nothing here takes a lock while holding a later one.
 using System.Collections.Concurrent;
@@ -128,10 +129,14 @@ public sealed partial class PageEngine : IDisposable
         Cache.Insert(page, dest);
     }
 
-    // Bytes for a compare only: cached copy, else an unchecked read (see Store.ReadPageForCompare).
-    internal void ReadForCompare(PageId page, Span<byte> dest)
+    // Whether page's bytes equal data: compared in place in the cache when cached, else against an
+    // unchecked read into scratch (see Store.ReadPageForCompare). The caller holds a reference.
+    internal bool ContentEquals(PageId page, ReadOnlySpan<byte> data, Span<byte> scratch)
     {
-        if (!Cache.TryRead(page, dest)) _store.ReadPageForCompare(page, dest);
+        PageCache.CompareResult cached = Cache.TryCompare(page, data);
+        if (cached != PageCache.CompareResult.Miss) return cached == PageCache.CompareResult.Equal;
+        _store.ReadPageForCompare(page, scratch);
+        return scratch.SequenceEqual(data);
     }
 
     // Called by every mutating operation that failed: an exception the operation leaves the
@@ -211,7 +216,8 @@ public sealed partial class PageEngine : IDisposable
 
     /// <summary>The first live candidate for <paramref name="hash"/>, pinned by a reference for the caller
     /// (bytes not compared yet), or None.</summary>
-    internal PageId PinFirstCandidate(ulong hash)
+    // The statistics change goes to tally, which the caller adds to the counters once per batch.
+    internal PageId PinFirstCandidate(ulong hash, ref RefTally tally)
     {
         Span<uint> candidates = stackalloc uint[8];
         int n = _index.FindCandidates(hash, candidates);
@@ -220,7 +226,7 @@ public sealed partial class PageEngine : IDisposable
             var c = new PageId(candidates[i]);
             uint now = _store.TryAddRef(c);
             if (now == 0) continue;
-            Counters.OnAddRef(now);
+            tally.Added(now);
             return c;
         }
         return PageId.None;
@@ -241,8 +247,7 @@ public sealed partial class PageEngine : IDisposable
             Counters.OnAddRef(now);
             // Cached bytes if we have them, else a plain read: no checksum needed to compare (see
             // Store.ReadPageForCompare) and no cache churn from lookups.
-            ReadForCompare(c, scratch);
-            if (scratch.SequenceEqual(data)) return c;
+            if (ContentEquals(c, data, scratch)) return c;
             ReleasePage(c);
         }
         return PageId.None;

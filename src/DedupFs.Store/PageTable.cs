@@ -7,7 +7,8 @@
 //
 // Dirty tracking. Each segment has one bit per chunk of 256 records, the unit the commit writes
 // to the "pages" sub-database. Bits are set with Interlocked.Or by whoever changes a record
-// and cleared by the commit, which runs with every mutator excluded (Store's gate).
+// and cleared by the commit when it copies the dirty chunks, with every page mutator
+// excluded (Store's page gate); a failed commit sets them again.
 //
 // Slot life cycle (the durability rule "a freed slot is reused only after the metadata that
 // freed it is durable"):
@@ -52,6 +53,17 @@ internal sealed class PageTable
 
     /// <summary>The record of <paramref name="slot"/> (which must be below the high-water mark).</summary>
     public ref PageRecord this[long slot] => ref _segments[slot >> SegmentShift]!.Records[slot & (SegmentSize - 1)];
+
+    /// <summary>Hint: starts loading <paramref name="slot"/>'s record into the CPU cache (batched content-index
+    /// probes). Ignores slots that do not exist.</summary>
+    public unsafe void Prefetch(long slot)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || (ulong)slot >= (ulong)HighWater) return;
+        Segment? seg = Volatile.Read(ref _segments[slot >> SegmentShift]);
+        if (seg == null) return;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(
+            System.Runtime.CompilerServices.Unsafe.AsPointer(ref seg.Records[slot & (SegmentSize - 1)]));
+    }
 
     /// <summary>Marks the chunk holding <paramref name="slot"/> for the next commit.</summary>
     public void MarkDirty(long slot)
@@ -101,14 +113,29 @@ internal sealed class PageTable
         lock (_allocLock) _pending.Add((uint)slot);
     }
 
-    /// <summary>Called once the commit that recorded the pending frees is durable.</summary>
-    public void PromotePending()
+    /// <summary>Takes the slots freed so far (the commit that is snapshotting the metadata records their
+    /// refcount 0); slots freed from now on wait for the next commit.</summary>
+    public List<uint> TakePending()
     {
         lock (_allocLock)
         {
-            foreach (uint slot in _pending) _free.Push(slot);
+            List<uint> taken = _pending;
             _pending = [];
+            return taken;
         }
+    }
+
+    /// <summary>Called once the commit whose snapshot recorded <paramref name="slots"/> free is durable.</summary>
+    public void Promote(List<uint> slots)
+    {
+        lock (_allocLock)
+            foreach (uint slot in slots) _free.Push(slot);
+    }
+
+    /// <summary>A commit that took <paramref name="slots"/> failed: they wait for the next one again.</summary>
+    public void ReturnPending(List<uint> slots)
+    {
+        lock (_allocLock) _pending.AddRange(slots);
     }
 
     /// <summary>Sets up the table from loaded records (store open), rebuilding the free stack.</summary>

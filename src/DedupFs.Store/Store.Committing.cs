@@ -2,10 +2,10 @@
 // attributes, changed by every write) and hand them over once per commit instead of once per
 // change.
 //
-// Committing is raised by Commit() on the committing thread after the gate's write lock is
-// taken and before the metadata transaction is built: no mutation is in progress, so the
-// handler sees a quiescent state, and whatever it Puts into the blob tables goes into this
-// same transaction. The gate is recursive (SupportsRecursion), so BlobTable.Put's shared
+// Committing is raised by Commit() on the committing thread after the metadata gate's write
+// lock is taken and before the snapshot and the metadata transaction: no metadata mutation is
+// in progress (file-data writers, which only take the page gate, may be), and whatever it Puts
+// into the blob tables goes into this same transaction. The gate is recursive (SupportsRecursion), so BlobTable.Put's shared
 // EnterMutation under the commit's exclusive hold does not deadlock. The handler must not
 // wait for anything a mutating thread may hold while it waits for the gate (a mutating thread
 // blocks on the gate while the commit runs): take only short leaf locks that are never held

@@ -37,7 +37,10 @@ public sealed partial class Store
     /// a dirty table stays until a commit has written it. The caller guarantees no one uses it meanwhile.</summary>
     public bool TryUnloadSlotTable(ulong inode)
     {
-        _gate.EnterWriteLock();   // no commit and no mutation in flight while we look at the dirty flags
+        // No commit (it holds the metadata gate to its end, so a table whose chunks sit in an
+        // in-flight snapshot is never dropped before LMDB has them) and no mutation in flight.
+        _gate.EnterWriteLock();
+        _pageGate.EnterWriteLock();
         try
         {
             if (!_tables.TryGetValue(inode, out SlotTable? table)) return true;
@@ -49,6 +52,7 @@ public sealed partial class Store
         }
         finally
         {
+            _pageGate.ExitWriteLock();
             _gate.ExitWriteLock();
         }
     }

@@ -143,6 +143,10 @@ public sealed partial class Store
         return becameShared;
     }
 
+    /// <summary>Hint for batched lookups: starts loading <paramref name="page"/>'s record into the CPU cache.
+    /// Does nothing for None or an id beyond the page file.</summary>
+    public void PrefetchRecord(PageId page) => _pages.Prefetch(page.Slot);
+
     /// <summary>The record (refcount, checksum, hash) of <paramref name="page"/>.</summary>
     public PageRecord GetRecord(PageId page) => _pages[page.Slot];
 
@@ -172,6 +176,10 @@ public sealed partial class Store
             }
         }
     }
+
+    /// <summary><see cref="TryAddRef"/> for an id that is only a guess (inline dedup's sequential prediction):
+    /// 0 for None, for an id beyond the page file and for a free page.</summary>
+    public uint TryAddRefGuess(PageId page) => page.IsNone || page.Slot >= _pages.HighWater ? 0 : TryAddRef(page);
 
     /// <summary>Drops a reference; at 0 the slot is freed after the next durable commit. Returns the new count.</summary>
     public uint Release(PageId page)

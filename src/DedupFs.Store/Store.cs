@@ -17,10 +17,19 @@
 // Commits happen at sync points (the filesystem calls Commit for fsync, fdatasync, syncfs and
 // unmount) and in the background after CommitInterval or CommitAfterPages.
 //
-// Concurrency: the gate (a reader-writer lock) is held shared by every mutation (page
-// allocation, refcount change, slot change, blob put) and exclusively by the commit, so a
-// commit always sees whole operations. Reads of pages and slots take no gate.
-// Lock order: Store gate (shared) -> Pages-layer locks -> PageTable/SlotTable/BlobTable locks.
+// Concurrency: two gates (reader-writer locks), so that page writers do not wait for LMDB.
+//   - the page gate is held shared by every page mutation (page allocation, refcount change,
+//     slot change: EnterPageMutation, what the Pages layer uses) and exclusively by a commit
+//     only while it copies the dirty page-table and slot-table chunks and takes the list of
+//     freed slots: a few milliseconds even after a GiB of new pages;
+//   - the metadata gate is held shared by every other mutation (blob puts, mapping deletion,
+//     and any filesystem operation that spans both: EnterMutation takes both gates) and
+//     exclusively by a commit for its whole length, because the blob overlays are written
+//     to LMDB from where they live (BlobTable keeps one overlay generation).
+// A commit therefore always sees whole operations, and writers of file data stream on
+// through its fdatasync and LMDB transaction. Reads of pages and slots take no gate.
+// Lock order: metadata gate -> page gate -> Pages-layer locks -> PageTable/SlotTable/BlobTable
+// locks. Never enter the metadata gate while holding only the page gate.
 using System.Collections.Concurrent;
 using DedupFs.Store.Interop;
 using LightningDB;
@@ -41,7 +50,8 @@ public sealed partial class Store : IDisposable
     private readonly ConcurrentDictionary<ulong, SlotTable> _tables = new();
     private readonly HashSet<ulong> _deletedMappings = [];  // guarded by _deletedLock
     private readonly Lock _deletedLock = new();
-    private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.SupportsRecursion);
+    private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.SupportsRecursion);       // metadata gate
+    private readonly ReaderWriterLockSlim _pageGate = new(LockRecursionPolicy.SupportsRecursion);   // page gate
     private readonly Action<string> _log;
     private long _committedHighWater;
     private int _disposed;
@@ -165,19 +175,52 @@ public sealed partial class Store : IDisposable
 
     internal LightningTransaction BeginRead() => _env.BeginTransaction(TransactionBeginFlags.ReadOnly);
 
-    /// <summary>Holds the gate shared for one mutation; a commit waits for it.</summary>
+    /// <summary>Holds both gates shared for one mutation of anything (blobs, mapping deletion, pages); a commit
+    /// waits for it, and it waits for a commit's LMDB transaction.</summary>
     public MutationScope EnterMutation()
     {
         ThrowIfPoisoned();
         _gate.EnterReadLock();
-        return new MutationScope(_gate);
+        try
+        {
+            _pageGate.EnterReadLock();
+        }
+        catch
+        {
+            _gate.ExitReadLock();
+            throw;
+        }
+        return new MutationScope(_gate, _pageGate);
     }
 
-    /// <summary>A held shared gate; dispose to release.</summary>
-    public readonly struct MutationScope(ReaderWriterLockSlim gate) : IDisposable
+    /// <summary>Holds the page gate shared for one mutation of pages, refcounts and slot tables only; a commit
+    /// waits for it only while it copies its snapshot, never during its fdatasync or LMDB transaction.
+    /// Inside it, do not call <see cref="EnterMutation"/> (lock order).</summary>
+    public MutationScope EnterPageMutation()
     {
-        /// <summary>Releases the gate.</summary>
-        public void Dispose() => gate.ExitReadLock();
+        ThrowIfPoisoned();
+        _pageGate.EnterReadLock();
+        return new MutationScope(null, _pageGate);
+    }
+
+    /// <summary>Held shared gates; dispose to release.</summary>
+    public readonly struct MutationScope : IDisposable
+    {
+        private readonly ReaderWriterLockSlim? _gate;
+        private readonly ReaderWriterLockSlim _pageGate;
+
+        internal MutationScope(ReaderWriterLockSlim? gate, ReaderWriterLockSlim pageGate)
+        {
+            _gate = gate;
+            _pageGate = pageGate;
+        }
+
+        /// <summary>Releases the gates.</summary>
+        public void Dispose()
+        {
+            _pageGate.ExitReadLock();
+            _gate?.ExitReadLock();
+        }
     }
 
     /// <summary>Commits, stops the background committer and closes the files.</summary>

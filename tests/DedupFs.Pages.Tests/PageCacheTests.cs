@@ -30,6 +30,22 @@ public class PageCacheTests
     }
 
     [Fact]
+    public void Compare_in_place_tells_equal_different_and_miss()
+    {
+        using var cache = new PageCache(4 * PageContent.Size);
+        cache.Insert(new PageId(1), Page(1));
+        Assert.Equal(PageCache.CompareResult.Equal, cache.TryCompare(new PageId(1), Page(1)));
+        byte[] last = Page(1);
+        last[^1] ^= 1;   // differs in the very last byte only
+        Assert.Equal(PageCache.CompareResult.Different, cache.TryCompare(new PageId(1), last));
+        Assert.Equal(PageCache.CompareResult.Miss, cache.TryCompare(new PageId(2), Page(2)));
+        cache.Invalidate(new PageId(1));
+        Assert.Equal(PageCache.CompareResult.Miss, cache.TryCompare(new PageId(1), Page(1)));
+        using var none = new PageCache(0);
+        Assert.Equal(PageCache.CompareResult.Miss, none.TryCompare(new PageId(1), Page(1)));
+    }
+
+    [Fact]
     public void Zero_budget_disables_the_cache()
     {
         using var cache = new PageCache(0);
