@@ -251,6 +251,7 @@ public sealed partial class PageEngine : IDisposable
     /// <summary>Closes the engine (and the store if it owns it), committing first.</summary>
     public void Dispose()
     {
+        StopScanner();
         if (_ownsStore) _store.Dispose();
         Cache.Dispose();
     }

@@ -14,4 +14,7 @@ public sealed class PageEngineOptions
 
     /// <summary>Allocate the cache's memory up front (RSS = budget at once) instead of as it fills.</summary>
     public bool PrefaultCache { get; init; }
+
+    /// <summary>Whether mappings may be merged by the merge scanner unless <see cref="Mapping.Mergeable"/> says otherwise.</summary>
+    public bool MergeableByDefault { get; init; } = true;
 }
