@@ -8,8 +8,8 @@ internal static class ScannerTestKit
 {
     public const int P = PageContent.Size;
 
-    public static TestEngine NewEngine(bool mergeableByDefault = true) =>
-        new(new PageEngineOptions { CacheBytes = 1 << 20, InlineDedup = false, MergeableByDefault = mergeableByDefault });
+    public static TestEngine NewEngine(bool mergeableByDefault = true, bool inlineDedup = false) =>
+        new(new PageEngineOptions { CacheBytes = 1 << 20, InlineDedup = inlineDedup, MergeableByDefault = mergeableByDefault });
 
     /// <summary>A page whose bytes are a function of <paramref name="tag"/> (never all zeros).</summary>
     public static byte[] Pattern(int tag)
