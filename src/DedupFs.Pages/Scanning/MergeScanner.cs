@@ -149,6 +149,7 @@ public sealed partial class MergeScanner : IDisposable
                 long end = Math.Max(m.PageCount, table.Extent);
                 if (_cursorIndex >= end)
                 {
+                    if (table.Extent > m.PageCount) table.TrimExtent();
                     NextMapping();
                     continue;
                 }

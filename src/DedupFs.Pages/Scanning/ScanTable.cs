@@ -1,6 +1,7 @@
 // The scanner's memory of one mapping [the kernel's rmap_items of one mm, minus the tree links]:
-// one 8-byte entry per tracked slot, in chunks of 512 entries (4 KiB) allocated on first use,
-// so a hole-only region costs nothing and a dense file costs 8 bytes per page slot
+// one 8-byte entry per tracked slot, in chunks of up to 512 entries (4 KiB) allocated on first
+// use and grown by doubling, so a hole-only region costs nothing and a file costs about 8 bytes
+// per page slot (8.0-8.1 measured by scripts/bench/scanner)
 // (the kernel's rmap_item is 64 bytes; the unstable and stable indexes hold their own links).
 //
 // Entry layout (one ulong):
@@ -55,8 +56,16 @@ internal sealed class ScanTable(ulong inode, int number)
         }
     }
 
-    /// <summary>One past the last index the table could hold an entry for.</summary>
-    public long Extent => (long)_chunks.Length << ChunkShift;
+    /// <summary>One past the highest index given an entry since the last <see cref="TrimExtent"/>.</summary>
+    public long Extent { get; private set; }
+
+    /// <summary>Lowers <see cref="Extent"/> to one past the last non-zero entry (after a truncation was walked).</summary>
+    public void TrimExtent()
+    {
+        long i = Extent - 1;
+        while (i >= 0 && Get(i) == 0) i--;
+        Extent = i + 1;
+    }
 
     /// <summary>The entry of <paramref name="index"/>, 0 if none.</summary>
     public ulong Get(long index)
@@ -64,10 +73,12 @@ internal sealed class ScanTable(ulong inode, int number)
         long c = index >> ChunkShift;
         if (c >= _chunks.Length) return 0;
         ulong[]? chunk = _chunks[c];
-        return chunk == null ? 0 : chunk[index & (ChunkSize - 1)];
+        int offset = (int)(index & (ChunkSize - 1));
+        return chunk == null || offset >= chunk.Length ? 0 : chunk[offset];
     }
 
-    /// <summary>A reference to the entry of <paramref name="index"/>, creating its chunk.</summary>
+    /// <summary>A reference to the entry of <paramref name="index"/>, creating or growing its chunk. The reference
+    /// is good until the next At of a higher index in the same chunk (which may grow it).</summary>
     public ref ulong At(long index)
     {
         long c = index >> ChunkShift;
@@ -76,8 +87,19 @@ internal sealed class ScanTable(ulong inode, int number)
             long size = Math.Max(c + 1, _chunks.Length * 2L);
             Array.Resize(ref _chunks, (int)size);
         }
-        ulong[] chunk = _chunks[c] ??= new ulong[ChunkSize];
-        return ref chunk[index & (ChunkSize - 1)];
+        if (index >= Extent) Extent = index + 1;
+        int offset = (int)(index & (ChunkSize - 1));
+        ulong[]? chunk = _chunks[c];
+        if (chunk == null || offset >= chunk.Length)
+        {
+            // Chunks start at 16 entries and double, as the slot table's do: a 10-page file costs
+            // 128 bytes here, not 4 KiB.
+            int size = Math.Max(16, chunk?.Length ?? 0);
+            while (size <= offset) size *= 2;
+            Array.Resize(ref chunk, Math.Min(size, ChunkSize));
+            _chunks[c] = chunk;
+        }
+        return ref chunk[offset];
     }
 
     public static uint PageOf(ulong e) => (uint)e;
