@@ -17,6 +17,13 @@ public sealed partial class PageEngine
         }
     }
 
+    private Mapping CreateMapping(ulong inode)
+    {
+        var m = new Mapping(this, _store.OpenSlotTable(inode));
+        Options.ConfigureMapping?.Invoke(m);
+        return m;
+    }
+
     // The loaded mapping of inode, or the one the scanner opens (it walks stored mappings too).
     internal Mapping MappingForScan(ulong inode) =>
         _mappings.TryGetValue(inode, out Mapping? m) ? m : OpenMapping(inode);

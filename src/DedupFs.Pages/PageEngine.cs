@@ -93,7 +93,7 @@ public sealed partial class PageEngine : IDisposable
 
     /// <summary>The mapping of <paramref name="inode"/> (created empty if it has none). One instance per inode.</summary>
     public Mapping OpenMapping(ulong inode) =>
-        _mappings.GetOrAdd(inode, static (ino, self) => new Mapping(self, self._store.OpenSlotTable(ino)), this);
+        _mappings.GetOrAdd(inode, static (ino, self) => self.CreateMapping(ino), this);
 
     /// <summary>Releases every page of <paramref name="inode"/>'s mapping and forgets it (unlink of the last name).</summary>
     public void DeleteMapping(ulong inode)

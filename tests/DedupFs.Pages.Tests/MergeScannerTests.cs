@@ -349,3 +349,47 @@ public class MergeScannerTests
         AssertFormulas(t);
     }
 }
+
+public class MergeScannerConfigurationTests
+{
+    [Fact]
+    public void ConfigureMapping_decides_for_mappings_the_scanner_opens_itself()
+    {
+        var options = new PageEngineOptions
+        {
+            CacheBytes = 1 << 20,
+            InlineDedup = false,
+            ConfigureMapping = m => m.Mergeable = m.Inode != 2,   // as if inode 2 had user.dedupfs.merge=0
+        };
+        using var t = new TestEngine(options);
+        byte[] page = Pattern(21);
+        for (ulong i = 1; i <= 3; i++) t.Engine.OpenMapping(i).Write(0, page);
+        t.Reopen();   // nothing loaded: the scanner opens every mapping
+        MergeScanner s = t.Engine.Scanner;
+        s.RunFullScan();
+        s.RunFullScan();
+        MergeScannerStatistics st = AssertFormulas(t);
+        Assert.Equal(1, st.PagesShared);
+        Assert.Equal(1, st.PagesSharing);
+        Assert.False(t.Engine.OpenMapping(2).Mergeable);
+        Assert.NotEqual(t.Engine.OpenMapping(1).PageAt(0), t.Engine.OpenMapping(2).PageAt(0));
+    }
+
+    [Fact]
+    public void Pages_shared_by_a_clone_are_merge_targets()
+    {
+        using TestEngine t = NewEngine();
+        byte[] content = ScannerTestKit.Pages(60, 4);
+        t.Engine.OpenMapping(1).Write(0, content);
+        t.Engine.CloneMapping(t.Engine.OpenMapping(1), t.Engine.OpenMapping(2));
+        t.Engine.OpenMapping(3).Write(0, content);   // a private copy
+        MergeScanner s = t.Engine.Scanner;
+        s.RunFullScan();
+        s.RunFullScan();
+        MergeScannerStatistics st = AssertFormulas(t);
+        Assert.Equal(4, st.PagesShared);
+        Assert.Equal(8, st.PagesSharing);
+        Assert.Equal(0, st.PagesUnshared);
+        for (int p = 0; p < 4; p++) Assert.Equal(t.Engine.OpenMapping(1).PageAt(p), t.Engine.OpenMapping(3).PageAt(p));
+    }
+}

@@ -43,8 +43,9 @@ public sealed partial class MergeScanner
         Interlocked.Increment(ref _pagesScanned);
         if (rec.RefCount >= 2)
         {
-            // Step 1: already shared, hence stable: a merge target for the slots still to come.
-            _stable.Add(KeyOf(rec.Hash, m), rec.Hash, id);
+            // Step 1: already shared, hence stable. Pages the scanner merged are in its stable index;
+            // pages shared by clones or inline dedup are found through the content index when needed,
+            // so walking a heavily reflinked store costs no memory per shared page.
             e = ScanTable.Make(id, sum, 0, 0);
             return 1;
         }
@@ -125,6 +126,25 @@ public sealed partial class MergeScanner
             if (r == SlotMergeResult.Merged)
             {
                 target = dup;
+                return r;
+            }
+            if (r == SlotMergeResult.SlotChanged) return r;
+        }
+        if (!MergeAcrossOwners) return SlotMergeResult.BytesDiffer;   // a shared page's domain is known only for our own
+        // Pages shared by other means (clone, inline dedup) with these bytes: the content index's candidates.
+        Span<uint> candidates = stackalloc uint[8];
+        int c = _engine.Index.FindCandidates(hash, candidates);
+        for (int i = 0; i < c; i++)
+        {
+            var cand = new PageId(candidates[i]);
+            if (cand == page || dups[..n].Contains(cand.Value)) continue;
+            PageRecord rec = _store.GetRecord(cand);
+            if (rec.RefCount < 2 || rec.RefCount >= max || rec.Hash != hash) continue;
+            SlotMergeResult r = TryMergeOnePage(m, idx, page, cand);
+            if (r == SlotMergeResult.Merged)
+            {
+                _stable.Add(key, hash, cand.Value);   // a merge target of ours from now on
+                target = cand;
                 return r;
             }
             if (r == SlotMergeResult.SlotChanged) return r;

@@ -27,13 +27,13 @@
 // a scan over idle data runs at millions of pages per second (scripts/bench/scanner).
 //
 // Per visited slot, CmpAndMergePage's steps (KSM.md §2):
-//   1. the page is already shared (refcount >= 2): it is stable; remember it as a stable page
-//      (a merge target for others) and move on;
+//   1. the page is already shared (refcount >= 2): it is stable, move on;
 //   2. the checksum differs from the last visit's, or this is the first visit: remember it,
 //      count the page volatile, stop;
 //   3. use_zero_pages and all zeros: the slot becomes a hole (ksm_zero_pages);
 //   4. StableTreeSearch: a stable page with these bytes and fewer than max_page_sharing
-//      mappers -> merge into it;
+//      mappers -> merge into it (the scanner's own stable pages first, then pages shared by
+//      clones or inline dedup, found through the content index);
 //   5. UnstableTreeSearchInsert: a candidate with these bytes -> merge the pair into a new
 //      stable page; none -> this slot becomes the candidate (pages_unshared).
 // A merge (TryMergeOnePage -> Mapping.TryMergeSlot) freezes the slot with its stripe lock,

@@ -6,13 +6,15 @@
 // then a chain (stable_node_chains / stable_node_dups). Searches take the first dup with room,
 // so dups fill one after the other, as the kernel's do.
 //
-// Which pages are stable: any page with two or more mappers that the scanner merged into or met
-// while walking (clones and inline dedup make shared pages too, and they are fine merge
-// targets). A page with fewer than two mappers is no longer shared: in DedupFs a write never
-// changes a page in place, so a page with one mapper is simply private again. Such dups, and
-// ids freed and reused for other bytes (the stored hash no longer matches the node's), are
-// dead; a search skips them, and PruneStableNodes drops them every
-// stable_node_chains_prune_millisecs (a chain left with one dup is a plain node again).
+// Which pages are in it: those the scanner merged slots into [KSM pages]. Pages shared by clones
+// or inline dedup are merge targets too, but the scanner finds them through the engine's
+// content index instead of recording each one it walks past, so a heavily reflinked store
+// costs nothing here; one enters this index when the scanner first merges into it. A page
+// with fewer than two mappers is no longer shared: in DedupFs a write never changes a page in
+// place, so a page with one mapper is simply private again. Such dups, and ids freed and
+// reused for other bytes (the stored hash no longer matches the node's), are dead; a search
+// skips them, and Prune drops them every stable_node_chains_prune_millisecs (a chain left
+// with one dup is a plain node again).
 //
 // The key is the page's xxHash64 (mixed with the merge domain when domains do not merge). Two
 // different contents with one hash would share a node: a search compares bytes, so that only
