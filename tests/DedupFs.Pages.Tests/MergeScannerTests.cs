@@ -137,11 +137,16 @@ public class MergeScannerTests
         }
         Assert.Equal(1, s.MappingStatistics(t.Engine.OpenMapping(1)).ZeroPages);
 
-        // A write over a zero-merged slot ends that zero-page mapping (seen at the next visit).
+        // A write over a zero-merged slot, or a truncation past it, ends that zero-page mapping
+        // (seen at the next visit); deleting the file does too (seen at the next pass).
         t.Engine.OpenMapping(2).Write(0, Pattern(77));
+        t.Engine.OpenMapping(3).Truncate(0);
+        t.Engine.DeleteMapping(4);
+        s.RunFullScan();
         s.RunFullScan();
         st = AssertFormulas(t, st);
-        Assert.Equal(N - 1, st.KsmZeroPages);
+        Assert.Equal(N - 3, st.KsmZeroPages);
+        Assert.Equal(1, s.MappingStatistics(t.Engine.OpenMapping(1)).ZeroPages);
     }
 
     [Fact]
@@ -219,6 +224,10 @@ public class MergeScannerTests
         Assert.Equal(0, s.Set("merge_across_owners", "0"));
         Assert.Equal(0, s.Get("max_page_sharing", out string v));
         Assert.Equal("32", v);
+        // Pages shared by a clone alone are not the scanner's: they do not pin the knobs.
+        t.Engine.CloneMapping(t.Engine.OpenMapping(1), t.Engine.OpenMapping(5));
+        Assert.True(s.Statistics.PagesShared > 0);
+        Assert.Equal(0, s.Set("max_page_sharing", "64"));
         foreach (string name in MergeScanner.TunableNames)
         {
             Assert.Equal(0, s.Get(name, out string text));

@@ -15,7 +15,14 @@ public sealed partial class MergeScanner
         if (id == 0)
         {
             ulong old = table.Get(idx);
-            if (old != 0 && old != ScanTable.ZeroMarker)
+            if (old == ScanTable.ZeroMarker)
+            {
+                if (idx < (m.Length + PageContent.Size - 1) >> 12) return 0;   // still a zero-page mapping
+                table.At(idx) = 0;   // truncated away: the zero-page mapping is gone
+                table.ZeroMerged--;
+                Interlocked.Decrement(ref _ksmZeroPages);
+            }
+            else if (old != 0)
             {
                 table.At(idx) = 0;   // the page went (truncate, punch): no longer tracked
                 table.Tracked--;

@@ -3,8 +3,11 @@
 // file returns, Set(name, text) takes what a write gives and answers 0 or an errno:
 //   ENOENT  no such name            EACCES  a statistic (read-only, like the kernel's 0444 files)
 //   EINVAL  not a number, or out of range (run > 2, max_page_sharing < 2, a boolean not 0/1)
-//   EBUSY   max_page_sharing or merge_across_owners changed while pages_shared > 0
-//           (write 2 to run first, as with the kernel's max_page_sharing and merge_across_nodes)
+//   EBUSY   max_page_sharing or merge_across_owners changed while a page the scanner merged is
+//           still shared (write 2 to run first, as with the kernel's max_page_sharing and
+//           merge_across_nodes). The kernel's test is ksm_pages_shared, which counts KSM pages
+//           only; ours counts the scanner's stable pages, not pages shared by clones or inline
+//           dedup, which run = 2 cannot unshare in mappings that are not mergeable.
 // Typed properties do the same, throwing ArgumentOutOfRangeException for EINVAL and
 // InvalidOperationException for EBUSY.
 using System.Globalization;
@@ -54,10 +57,10 @@ public sealed partial class MergeScanner
     /// <summary>Pause between batches (default 20 ms).</summary>
     public int SleepMilliseconds { get => _sleepMs; set => ThrowOnErrno(SetValue("sleep_millisecs", value), "sleep_millisecs", value); }
 
-    /// <summary>Most mappers of one shared page (default 256, at least 2); EBUSY while pages are shared.</summary>
+    /// <summary>Most mappers of one shared page (default 256, at least 2); EBUSY while pages the scanner merged are shared.</summary>
     public int MaxPageSharing { get => _maxPageSharing; set => ThrowOnErrno(SetValue("max_page_sharing", value), "max_page_sharing", value); }
 
-    /// <summary>Whether pages of different merge domains merge (default true); EBUSY while pages are shared.</summary>
+    /// <summary>Whether pages of different merge domains merge (default true); EBUSY while pages the scanner merged are shared.</summary>
     public bool MergeAcrossOwners { get => _mergeAcrossOwners; set => ThrowOnErrno(SetValue("merge_across_owners", value ? 1 : 0), "merge_across_owners", value); }
 
     /// <summary>Turn all-zero pages into holes (default false); affects later merges only.</summary>
@@ -135,7 +138,7 @@ public sealed partial class MergeScanner
                 lock (_scanLock)
                 {
                     if (n == _maxPageSharing) return 0;
-                    if (_engine.Statistics.PagesShared > 0) return EBUSY;
+                    if (_stable.AnyLive()) return EBUSY;
                     _maxPageSharing = n;
                     _stable.Clear();
                     return 0;
@@ -145,7 +148,7 @@ public sealed partial class MergeScanner
                 lock (_scanLock)
                 {
                     if ((n == 1) == _mergeAcrossOwners) return 0;
-                    if (_engine.Statistics.PagesShared > 0) return EBUSY;
+                    if (_stable.AnyLive()) return EBUSY;
                     _mergeAcrossOwners = n == 1;
                     ResetState();   // every index key changes
                     return 0;

@@ -54,8 +54,8 @@
 //
 // Merge domains. With merge_across_owners = 0, index keys are mixed with the mapping's
 // MergeDomain (the owner's uid), so pages merge only within a domain; a merge also checks the
-// domains. max_page_sharing and merge_across_owners answer EBUSY while pages are shared, as
-// the kernel's max_page_sharing and merge_across_nodes do.
+// domains. max_page_sharing and merge_across_owners answer EBUSY while pages the scanner merged
+// are shared, as the kernel's max_page_sharing and merge_across_nodes do.
 //
 // State. The indexes and scan tables are memory only: the merged slots are ordinary mapping
 // metadata, durable at the next commit like any write; after a restart the scanner starts

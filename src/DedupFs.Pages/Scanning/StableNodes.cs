@@ -93,6 +93,18 @@ internal sealed class StableNodes(DedupFs.Store.Store store)
         return dropped;
     }
 
+    /// <summary>Whether any page of the index is still shared [ksm_pages_shared != 0 in the kernel's EBUSY rules].</summary>
+    public bool AnyLive()
+    {
+        lock (_lock)
+        {
+            foreach (Node node in _nodes.Values)
+                foreach (uint p in node.Dups)
+                    if (IsLive(p, node.Hash)) return true;
+        }
+        return false;
+    }
+
     /// <summary>stable_node_chains and stable_node_dups, counting live dups only.</summary>
     public (long Chains, long Dups) CountChains()
     {
