@@ -402,3 +402,39 @@ public class MergeScannerConfigurationTests
         for (int p = 0; p < 4; p++) Assert.Equal(t.Engine.OpenMapping(1).PageAt(p), t.Engine.OpenMapping(3).PageAt(p));
     }
 }
+
+public class MergeScannerEdgeTests
+{
+    [Fact]
+    public void A_long_chain_of_full_dups_fills_one_dup_after_the_other()
+    {
+        using TestEngine t = NewEngine();
+        MergeScanner s = t.Engine.Scanner;
+        s.MaxPageSharing = 2;
+        const int N = 9;
+        byte[] page = Pattern(88);
+        for (ulong i = 1; i <= N; i++) t.Engine.OpenMapping(i).Write(0, page);
+        s.RunFullScan();
+        s.RunFullScan();
+        MergeScannerStatistics st = AssertFormulas(t);
+        Assert.Equal(4, st.PagesShared);
+        Assert.Equal(4, st.PagesSharing);
+        Assert.Equal(1, st.PagesUnshared);
+        Assert.Equal(1, st.StableNodeChains);
+        Assert.Equal(4, st.StableNodeDups);
+    }
+
+    [Fact]
+    public async Task An_empty_store_does_not_keep_the_thread_busy()
+    {
+        using TestEngine t = NewEngine();
+        MergeScanner s = t.Engine.Scanner;
+        s.SleepMilliseconds = 20;
+        s.Run = 1;
+        await Task.Delay(300);
+        s.Run = 0;
+        // One empty pass per batch, a 20 ms sleep after each: about 15, never thousands.
+        Assert.InRange(s.Statistics.FullScans, 0, 40);   // 0 is possible: SCHED_IDLE on a busy machine
+        Assert.Null(s.LastError);
+    }
+}

@@ -119,16 +119,14 @@ public sealed partial class MergeScanner
     private SlotMergeResult StableTreeSearch(Mapping m, long idx, PageId page, ulong key, ulong hash, out PageId target)
     {
         target = PageId.None;
+        // Dead dups are left for the pruner; full ones make the page wait to pair up anew.
         Span<uint> dups = stackalloc uint[MaxDups];
-        int n = _stable.Dups(key, dups);
         int max = MaxPageSharing;
+        int n = _stable.DupsWithRoom(key, hash, (uint)max, dups);
         for (int i = 0; i < n; i++)
         {
             var dup = new PageId(dups[i]);
             if (dup == page) continue;
-            PageRecord rec = _store.GetRecord(dup);
-            if (rec.RefCount < 2 || rec.Hash != hash) continue;   // dead dup: left for the pruner
-            if (rec.RefCount >= max) continue;                    // full: the next dup, or pair up anew
             SlotMergeResult r = TryMergeOnePage(m, idx, page, dup);
             if (r == SlotMergeResult.Merged)
             {
@@ -144,7 +142,7 @@ public sealed partial class MergeScanner
         for (int i = 0; i < c; i++)
         {
             var cand = new PageId(candidates[i]);
-            if (cand == page || dups[..n].Contains(cand.Value)) continue;
+            if (cand == page || _stable.Contains(key, cand.Value)) continue;
             PageRecord rec = _store.GetRecord(cand);
             if (rec.RefCount < 2 || rec.RefCount >= max || rec.Hash != hash) continue;
             SlotMergeResult r = TryMergeOnePage(m, idx, page, cand);

@@ -110,17 +110,18 @@ public sealed partial class MergeScanner : IDisposable
 
     /// <summary>Scans one batch of <c>pages_to_scan</c> pages now, on the calling thread (what the background
     /// thread does each time it wakes). Stops early at the end of a full scan. Works whatever <c>run</c> is.</summary>
-    public void ScanBatch() => ScanPages(PagesToScan, stopAtPassEnd: true);
+    public void ScanBatch() => ScanPages(PagesToScan);
 
     /// <summary>Scans until the full scan under way (or a new one) completes, on the calling thread.</summary>
     public void RunFullScan()
     {
-        while (!ScanPages(long.MaxValue, stopAtPassEnd: true)) { }
+        while (!ScanPages(long.MaxValue)) { }
     }
 
     // Visits up to `budget` pages (holes and smart-scan skips do not count, but are bounded).
-    // Returns true when a full scan ended.
-    private bool ScanPages(long budget, bool stopAtPassEnd)
+    // Returns true when a full scan ended; a batch never crosses the end of a pass, so a store
+    // with nothing to scan cannot keep a batch spinning from one empty pass to the next.
+    private bool ScanPages(long budget)
     {
         Span<uint> ids = stackalloc uint[64];
         lock (_scanLock)
@@ -133,8 +134,7 @@ public sealed partial class MergeScanner : IDisposable
                 if (_passPos >= _passInodes!.Count)
                 {
                     EndPass();
-                    if (stopAtPassEnd) return true;
-                    continue;
+                    return true;
                 }
                 ulong inode = _passInodes[_passPos];
                 Mapping m = _engine.MappingForScan(inode);
@@ -271,7 +271,7 @@ public sealed partial class MergeScanner : IDisposable
             int sleep = SleepMilliseconds;
             try
             {
-                ScanPages(PagesToScan, stopAtPassEnd: false);
+                ScanPages(PagesToScan);
             }
             catch (Exception e)
             {

@@ -40,16 +40,28 @@ internal sealed class StableNodes(DedupFs.Store.Store store)
     /// <summary>Nodes (one per content key).</summary>
     public int Count { get { lock (_lock) return _nodes.Count; } }
 
-    /// <summary>Copies the dups of <paramref name="key"/> into <paramref name="dest"/>; returns how many.</summary>
-    public int Dups(ulong key, Span<uint> dest)
+    /// <summary>Copies into <paramref name="dest"/>, in order, the live dups of <paramref name="key"/> with fewer than
+    /// <paramref name="max"/> mappers (a long chain of full dups must not hide the one with room); returns how many.</summary>
+    public int DupsWithRoom(ulong key, ulong hash, uint max, Span<uint> dest)
     {
         lock (_lock)
         {
             if (!_nodes.TryGetValue(key, out Node? node)) return 0;
-            int n = Math.Min(node.Dups.Length, dest.Length);
-            node.Dups.AsSpan(0, n).CopyTo(dest);
+            int n = 0;
+            foreach (uint p in node.Dups)
+            {
+                if (n == dest.Length) break;
+                PageRecord rec = store.GetRecord(new PageId(p));
+                if (rec.RefCount >= 2 && rec.RefCount < max && rec.Hash == hash) dest[n++] = p;
+            }
             return n;
         }
+    }
+
+    /// <summary>Whether <paramref name="page"/> is one of the dups of <paramref name="key"/>.</summary>
+    public bool Contains(ulong key, uint page)
+    {
+        lock (_lock) return _nodes.TryGetValue(key, out Node? node) && Array.IndexOf(node.Dups, page) >= 0;
     }
 
     /// <summary>Records <paramref name="page"/> (bytes hashing to <paramref name="hash"/>) as a stable page of
