@@ -86,6 +86,20 @@ public sealed partial class MergeScanner
     private ulong KeyOf(ulong hash, Mapping m) =>
         MergeAcrossOwners ? hash : hash ^ ((m.MergeDomain + 1UL) * 0x9E3779B97F4A7C15UL);
 
+    // The unstable index's key for a location: recomputed from the slot's scan-table entry.
+    private bool KeyOfLocation(ulong loc, out ulong key)
+    {
+        key = 0;
+        int number = UnstableIndex.TableOf(loc);
+        ScanTable? t = number < _tables.Count ? _tables[number] : null;
+        if (t == null) return false;
+        uint page = ScanTable.PageOf(t.Get(UnstableIndex.IndexOf(loc)));
+        if (page == 0) return false;
+        ulong hash = _store.GetRecord(new PageId(page)).Hash;
+        key = MergeAcrossOwners ? hash : hash ^ ((t.Domain + 1UL) * 0x9E3779B97F4A7C15UL);
+        return true;
+    }
+
     private bool SameDomain(Mapping a, Mapping b) => MergeAcrossOwners || a.MergeDomain == b.MergeDomain;
 
     // Steps 3-5 for a page that held still since the last visit.

@@ -39,6 +39,9 @@ internal sealed class ScanTable(ulong inode, int number)
     /// <summary>The table's number in the scanner's table list (the unstable index refers to slots by it).</summary>
     public int Number { get; } = number;
 
+    /// <summary>The mapping's merge domain when the scanner last walked it (the unstable index's keys use it).</summary>
+    public uint Domain;
+
     /// <summary>Tracked slots: entries for a page (ksm_rmap_items of this mapping).</summary>
     public long Tracked;
 
