@@ -9,7 +9,8 @@
 // and that nobody else shares it meanwhile, and compare bytes under that lock. A writer either
 // ran before (the slot id differs: abort) or waits for the stripe and then replaces whatever
 // page the slot holds, as it always does: no write is ever lost, and a merge never publishes
-// bytes the slot did not hold.
+// bytes the slot did not hold. A Mapping object the filesystem has closed or deleted since the
+// scanner picked it up is left alone (IsCurrent).
 using DedupFs.Store;
 
 namespace DedupFs.Pages;
@@ -50,6 +51,7 @@ public sealed partial class Mapping
     internal SlotMergeResult TryMergeSlot(long idx, PageId expected, PageId target, Span<byte> a, Span<byte> b)
     {
         using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        if (!IsCurrent()) return SlotMergeResult.SlotChanged;
         Lock stripe = StripeOf(idx);
         stripe.Enter();
         try
@@ -79,6 +81,7 @@ public sealed partial class Mapping
     internal SlotMergeResult TryZeroSlot(long idx, PageId expected, Span<byte> scratch)
     {
         using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        if (!IsCurrent()) return SlotMergeResult.SlotChanged;
         Lock stripe = StripeOf(idx);
         stripe.Enter();
         try
@@ -100,6 +103,15 @@ public sealed partial class Mapping
             stripe.Exit();
         }
     }
+
+    // Whether this object is still the engine's mapping of its inode with its slot table loaded.
+    // The scanner holds Mapping objects across a batch, and the filesystem may close (FORGET) or
+    // delete the inode meanwhile; a slot swap on a table the store has unloaded would move
+    // refcounts for a change that is never written. Called under the gate, which
+    // TryUnloadSlotTable takes exclusively, so a table found loaded stays loaded until the swap
+    // has made it dirty (and so unloadable no more).
+    private bool IsCurrent() =>
+        ReferenceEquals(_engine.LoadedMapping(Inode), this) && _engine.Store.IsSlotTableLoaded(Inode);
 
     // Tests: store a page with exactly these bytes at idx, zeros included (the write paths turn
     // zeros into holes; a store written by another tool, or with zero detection off, may not).

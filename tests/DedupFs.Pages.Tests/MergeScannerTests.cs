@@ -470,3 +470,39 @@ public class MergeScannerDurabilityTests
         for (ulong i = 1; i <= 3; i++) Assert.Equal(content, TestEngine.ReadAll(t.Engine.OpenMapping(i)));
     }
 }
+
+public class MergeScannerMappingLifetimeTests
+{
+    [Fact]
+    public void A_closed_or_deleted_mapping_object_is_never_merged_into()
+    {
+        using TestEngine t = NewEngine();
+        byte[] page = Pattern(31);
+        Mapping a = t.Engine.OpenMapping(1), b = t.Engine.OpenMapping(2);
+        a.Write(0, page);
+        b.Write(0, page);
+        t.Engine.Sync();
+        PageId pa = a.PageAt(0), pb = b.PageAt(0);
+        var x = new byte[P];
+        var y = new byte[P];
+
+        Assert.True(t.Engine.CloseMapping(1));   // FORGET: `a` is stale now
+        t.Engine.AddRef(pb);   // the pin a merge holds on its target
+        Assert.Equal(SlotMergeResult.SlotChanged, a.TryMergeSlot(0, pa, pb, x, y));
+        t.Engine.ReleasePage(pb);
+        Assert.Equal(SlotMergeResult.SlotChanged, a.TryZeroSlot(0, pa, x));
+
+        t.Engine.DeleteMapping(2);
+        Assert.Equal(SlotMergeResult.SlotChanged, b.TryZeroSlot(0, pb, x));
+        Assert.Empty(t.Engine.Verify());
+
+        // The scanner itself reopens what it needs and merges the live objects.
+        t.Engine.OpenMapping(3).Write(0, page);
+        MergeScanner s = t.Engine.Scanner;
+        s.RunFullScan();
+        s.RunFullScan();
+        Assert.Equal(1, s.Statistics.PagesShared);
+        Assert.Equal(t.Engine.OpenMapping(1).PageAt(0), t.Engine.OpenMapping(3).PageAt(0));
+        AssertFormulas(t);
+    }
+}
