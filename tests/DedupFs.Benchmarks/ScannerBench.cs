@@ -122,6 +122,10 @@ internal static class ScannerBench
             sw3.Stop();
             long merges = engine.Statistics.PagesMerged - merged0;
             Console.WriteLine($"merge pass                       {merges / sw3.Elapsed.TotalSeconds,12:N0} merges/s  ({merges:N0} merges in a {sw3.Elapsed.TotalMilliseconds:F0} ms pass over {tracked + dupPages:N0} pages)");
+            s.Run = 1;
+            Thread.Sleep(200);
+            s.Run = 0;
+            Console.WriteLine($"background thread                SCHED_IDLE {(s.SchedIdle ? "granted" : "refused (ThreadPriority.Lowest)")}");
             List<string> problems = engine.Verify(checkBytes: false);
             Console.WriteLine(problems.Count == 0 ? "verify: consistent" : "verify: " + string.Join("; ", problems.Take(5)));
         }
