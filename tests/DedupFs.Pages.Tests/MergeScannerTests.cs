@@ -231,7 +231,8 @@ public class MergeScannerTests
         foreach (string name in MergeScanner.TunableNames)
         {
             Assert.Equal(0, s.Get(name, out string text));
-            Assert.Equal(0, s.Set(name, text));
+            if (name == "advisor_mode") Assert.Equal("[none] scan-time", text);
+            else Assert.Equal(0, s.Set(name, text));
         }
     }
 
@@ -503,6 +504,71 @@ public class MergeScannerMappingLifetimeTests
         s.RunFullScan();
         Assert.Equal(1, s.Statistics.PagesShared);
         Assert.Equal(t.Engine.OpenMapping(1).PageAt(0), t.Engine.OpenMapping(3).PageAt(0));
+        AssertFormulas(t);
+    }
+}
+
+public class MergeScannerAdvisorTests
+{
+    [Fact]
+    public void Advisor_mode_owns_pages_to_scan()
+    {
+        using TestEngine t = NewEngine();
+        MergeScanner s = t.Engine.Scanner;
+        Assert.Equal(0, s.Set("advisor_mode", "scan-time\n"));
+        Assert.Equal(500, s.PagesToScan);                       // advisor_min_pages_to_scan
+        Assert.Equal(0, s.Get("advisor_mode", out string text));
+        Assert.Equal("none [scan-time]", text);
+        Assert.Equal(22, s.Set("pages_to_scan", "100"));
+        Assert.Equal(22, s.Set("advisor_mode", "sometimes"));
+        Assert.Equal(22, s.Set("advisor_max_cpu", "101"));
+        Assert.Equal(22, s.Set("advisor_target_scan_time", "0"));
+        Assert.Equal(0, s.Set("advisor_mode", "none"));
+        Assert.Equal(100, s.PagesToScan);
+        Assert.Equal(0, s.Set("pages_to_scan", "100"));
+    }
+
+    [Fact]
+    public void Advisor_scales_toward_the_target_within_the_cpu_bounds()
+    {
+        long last = 0, change = 100;
+        // 400 s against a 200 s target at 1% CPU: more pages per batch.
+        int pages = MergeScanner.Advise(500, 400, 4_000_000_000, ref last, ref change, 200, 70, 30000);
+        Assert.True(pages > 500, $"{pages}");
+        Assert.Equal(400, last);
+        // 50 s against 200 s at 50% CPU: a quarter of the pages.
+        last = 0; change = 100;
+        pages = MergeScanner.Advise(5000, 50, 25_000_000_000, ref last, ref change, 200, 70, 30000);
+        Assert.Equal(1250, pages);
+        // The same at 10% CPU: never below the floor of 10% of a core (pages per percent x 10).
+        last = 0; change = 100;
+        pages = MergeScanner.Advise(5000, 50, 5_000_000_000, ref last, ref change, 200, 70, 30000);
+        Assert.Equal(5000, pages);
+        // Slow scan but at 100% CPU: capped at max_cpu (70) x cost (pages per percent).
+        last = 0; change = 100;
+        pages = MergeScanner.Advise(1000, 400, 400_000_000_000, ref last, ref change, 200, 70, 30000);
+        Assert.Equal(1000 / 100 * 70, pages);
+        // And never above advisor_max_pages_to_scan.
+        last = 0; change = 100;
+        pages = MergeScanner.Advise(20000, 4000, 1_000_000_000, ref last, ref change, 200, 70, 30000);
+        Assert.Equal(30000, pages);
+    }
+
+    [Fact]
+    public void Advisor_runs_after_each_full_scan()
+    {
+        using TestEngine t = NewEngine();
+        MergeScanner s = t.Engine.Scanner;
+        t.Engine.OpenMapping(1).Write(0, ScannerTestKit.Pages(1, 4));
+        long ms = 0, cpu = 0;
+        s.NowMilliseconds = () => ms += 300_000;        // every reading 300 s later: a slow pass
+        s.ThreadCpuNanoseconds = () => cpu += 1_000_000; // and almost no CPU
+        s.AdvisorMode = ScanAdvisor.ScanTime;
+        s.RunFullScan();
+        int first = s.PagesToScan;
+        Assert.True(first > 500, $"{first}");
+        s.RunFullScan();
+        Assert.True(s.PagesToScan >= first);
         AssertFormulas(t);
     }
 }

@@ -2,7 +2,9 @@
 // under MNT/.dedupfs/ksm/ (as /sys/kernel/mm/ksm/ does): Get(name) gives the text a read of the
 // file returns, Set(name, text) takes what a write gives and answers 0 or an errno:
 //   ENOENT  no such name            EACCES  a statistic (read-only, like the kernel's 0444 files)
-//   EINVAL  not a number, or out of range (run > 2, max_page_sharing < 2, a boolean not 0/1)
+//   EINVAL  not a number, or out of range (run > 2, max_page_sharing < 2, a boolean not 0/1,
+//           advisor_max_cpu outside 1..100, advisor_target_scan_time < 1), pages_to_scan while
+//           advisor_mode is scan-time, an advisor_mode other than "none" or "scan-time"
 //   EBUSY   max_page_sharing or merge_across_owners changed while a page the scanner merged is
 //           still shared (write 2 to run first, as with the kernel's max_page_sharing and
 //           merge_across_nodes). The kernel's test is ksm_pages_shared, which counts KSM pages
@@ -38,7 +40,8 @@ public sealed partial class MergeScanner
     public static IReadOnlyList<string> TunableNames { get; } =
     [
         "run", "pages_to_scan", "sleep_millisecs", "max_page_sharing", "merge_across_owners", "use_zero_pages",
-        "smart_scan", "stable_node_chains_prune_millisecs",
+        "smart_scan", "stable_node_chains_prune_millisecs", "advisor_mode", "advisor_max_cpu", "advisor_min_pages_to_scan",
+        "advisor_max_pages_to_scan", "advisor_target_scan_time",
     ];
 
     /// <summary>The read-only counters, by kernel name.</summary>
@@ -91,6 +94,11 @@ public sealed partial class MergeScanner
             case "use_zero_pages": v = _useZeroPages ? 1 : 0; break;
             case "smart_scan": v = _smartScan ? 1 : 0; break;
             case "stable_node_chains_prune_millisecs": v = _pruneMs; break;
+            case "advisor_mode": value = AdvisorModeText; return 0;
+            case "advisor_max_cpu": v = _advisorMaxCpu; break;
+            case "advisor_min_pages_to_scan": v = _advisorMinPages; break;
+            case "advisor_max_pages_to_scan": v = _advisorMaxPages; break;
+            case "advisor_target_scan_time": v = _advisorTargetSeconds; break;
             default:
                 if (!TryGetStatistic(name, out v)) return ENOENT;
                 break;
@@ -105,6 +113,8 @@ public sealed partial class MergeScanner
     {
         if (!TunableNames.Contains(name)) return StatisticNames.Contains(name) ? EACCES : ENOENT;
         string text = value.Trim();
+        if (name == "advisor_mode")
+            return text switch { "none" => SetAdvisorMode(ScanAdvisor.None), "scan-time" => SetAdvisorMode(ScanAdvisor.ScanTime), _ => EINVAL };
         if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long v))
         {
             // Booleans take the kernel's kstrtobool spellings too.
@@ -128,7 +138,14 @@ public sealed partial class MergeScanner
         switch (name)
         {
             case "run": return SetRun(n);
-            case "pages_to_scan": _pagesToScan = n; return 0;
+            case "pages_to_scan":
+                if (_advisor != ScanAdvisor.None) return EINVAL;   // the advisor owns it
+                _pagesToScan = n;
+                return 0;
+            case "advisor_max_cpu": if (n < 1 || n > 100) return EINVAL; _advisorMaxCpu = n; return 0;
+            case "advisor_min_pages_to_scan": if (n < 1) return EINVAL; _advisorMinPages = n; return 0;
+            case "advisor_max_pages_to_scan": if (n < 1) return EINVAL; _advisorMaxPages = n; return 0;
+            case "advisor_target_scan_time": if (n < 1) return EINVAL; _advisorTargetSeconds = n; return 0;
             case "sleep_millisecs": _sleepMs = n; Wake(); return 0;
             case "stable_node_chains_prune_millisecs": _pruneMs = n; return 0;
             case "use_zero_pages": if (n > 1) return EINVAL; _useZeroPages = n == 1; return 0;

@@ -51,6 +51,9 @@
 // (age < 3: never; then 1, 2, 4, 8 passes), counted in pages_skipped. Its age restarts when its
 // content changes or it merges.
 //
+// advisor_mode = scan-time. pages_to_scan is then chosen after every full scan to finish a pass
+// in advisor_target_scan_time within advisor_max_cpu (MergeScanner.Advisor.cs).
+//
 // run. 0 stops (merges stay), 1 runs the background thread, 2 stops and gives every shared slot
 // of every mergeable mapping a private copy (Mapping.Unmerge), forgetting the scanner's state.
 //
@@ -126,8 +129,23 @@ public sealed partial class MergeScanner : IDisposable
     // with nothing to scan cannot keep a batch spinning from one empty pass to the next.
     private bool ScanPages(long budget)
     {
-        Span<uint> ids = stackalloc uint[64];
         lock (_scanLock)
+        {
+            _batchCpuStart = ThreadCpuNanoseconds();
+            try
+            {
+                return ScanPagesLocked(budget);
+            }
+            finally
+            {
+                AccountBatchCpu();
+            }
+        }
+    }
+
+    private bool ScanPagesLocked(long budget)
+    {
+        Span<uint> ids = stackalloc uint[64];
         {
             MaybePrune();
             long visits = 0, cap = budget > long.MaxValue / 64 ? long.MaxValue : Math.Max(budget, 1) * 64;
@@ -173,6 +191,7 @@ public sealed partial class MergeScanner : IDisposable
 
     private void StartPass()
     {
+        AdvisorPassStarted();
         _passInodes = _store.MappingInodes();
         _passPos = 0;
         _cursorIndex = 0;
@@ -189,6 +208,8 @@ public sealed partial class MergeScanner : IDisposable
     {
         Interlocked.Increment(ref _fullScans);
         _passInodes = null;
+        AccountBatchCpu();
+        AdvisorPassEnded();
     }
 
     private void NextMapping()
