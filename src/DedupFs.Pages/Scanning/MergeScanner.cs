@@ -146,47 +146,50 @@ public sealed partial class MergeScanner : IDisposable
     private bool ScanPagesLocked(long budget)
     {
         Span<uint> ids = stackalloc uint[64];
+        MaybePrune();
+        // Holes, skipped pages and mappings with nothing to scan cost a visit each, so a batch over
+        // a sparse file or a million empty ones still ends after budget x 64 of them.
+        long visits = 0, cap = budget > long.MaxValue / 64 ? long.MaxValue : Math.Max(budget, 1) * 64;
+        while (budget > 0 && visits < cap)
         {
-            MaybePrune();
-            long visits = 0, cap = budget > long.MaxValue / 64 ? long.MaxValue : Math.Max(budget, 1) * 64;
-            while (budget > 0 && visits < cap)
+            if (_passInodes == null) StartPass();
+            if (_passPos >= _passInodes!.Count)
             {
-                if (_passInodes == null) StartPass();
-                if (_passPos >= _passInodes!.Count)
-                {
-                    EndPass();
-                    return true;
-                }
-                ulong inode = _passInodes[_passPos];
-                Mapping m = _engine.MappingForScan(inode);
-                if (!m.Mergeable)
-                {
-                    ForgetTable(inode);
-                    NextMapping();
-                    continue;
-                }
-                ScanTable table = TableFor(inode);
-                table.Domain = m.MergeDomain;
-                // Walk past the last used slot too while the table remembers slots there (a truncation).
-                long end = Math.Max(m.PageCount, table.Extent);
-                if (_cursorIndex >= end)
-                {
-                    if (table.Extent > m.PageCount) table.TrimExtent();
-                    NextMapping();
-                    continue;
-                }
-                int n = (int)Math.Min(ids.Length, end - _cursorIndex);
-                m.PeekSlots(_cursorIndex, ids[..n]);
-                int k = 0;
-                for (; k < n && budget > 0; k++)
-                {
-                    visits++;
-                    budget -= ScanSlot(m, table, _cursorIndex + k, ids[k]);
-                }
-                _cursorIndex += k;
+                EndPass();
+                return true;
             }
-            return false;
+            ulong inode = _passInodes[_passPos];
+            Mapping m = _engine.MappingForScan(inode);
+            if (!m.Mergeable)
+            {
+                ForgetTable(inode);
+                NextMapping();
+                visits++;
+                continue;
+            }
+            ScanTable table = TableFor(inode);
+            table.Domain = m.MergeDomain;
+            // Walk past the last used slot too while the table remembers slots there (a truncation).
+            long pageCount = m.PageCount;
+            long end = Math.Max(pageCount, table.Extent);
+            if (_cursorIndex >= end)
+            {
+                if (table.Extent > pageCount) table.TrimExtent();
+                NextMapping();
+                visits++;
+                continue;
+            }
+            int n = (int)Math.Min(ids.Length, end - _cursorIndex);
+            m.PeekSlots(_cursorIndex, ids[..n]);
+            int k = 0;
+            for (; k < n && budget > 0; k++)
+            {
+                visits++;
+                budget -= ScanSlot(m, table, _cursorIndex + k, ids[k]);
+            }
+            _cursorIndex += k;
         }
+        return false;
     }
 
     private void StartPass()
