@@ -47,19 +47,20 @@ public sealed partial class MergeScanner
             Interlocked.Increment(ref _rmapItems);
         }
         uint sum = ScanTable.ChecksumOf(rec.Hash);
-        Interlocked.Increment(ref _pagesScanned);
         if (rec.RefCount >= 2)
         {
             // Step 1: already shared, hence stable. Pages the scanner merged are in its stable index;
             // pages shared by clones or inline dedup are found through the content index when needed,
             // so walking a heavily reflinked store costs no memory per shared page.
             e = ScanTable.Make(id, sum, 0, 0);
+            Interlocked.Increment(ref _pagesScanned);
             return 1;
         }
         if (ScanTable.PageOf(e) != id || ScanTable.StoredChecksum(e) != sum)
         {
             // Step 2: first visit, or written since the last one: volatile until it holds still.
             e = ScanTable.Make(id, sum, 0, 0);
+            Interlocked.Increment(ref _pagesScanned);
             return 1;
         }
         int age = ScanTable.AgeOf(e), skips = ScanTable.SkipsOf(e);
@@ -68,13 +69,13 @@ public sealed partial class MergeScanner
             if (skips > 0)
             {
                 e = ScanTable.Make(id, sum, Math.Min(age + 1, 15), skips - 1);
-                Interlocked.Decrement(ref _pagesScanned);
                 Interlocked.Increment(ref _pagesSkipped);
                 return 0;
             }
             skips = SkipAge(age);
         }
         e = ScanTable.Make(id, sum, Math.Min(age + 1, 15), skips);
+        Interlocked.Increment(ref _pagesScanned);
         CmpAndMergePage(m, table, idx, page, rec.Hash);
         return 1;
     }
@@ -180,7 +181,9 @@ public sealed partial class MergeScanner
             ScanTable? other = _tables[UnstableIndex.TableOf(loc)];
             long otherIdx = UnstableIndex.IndexOf(loc);
             var candidate = new PageId(other == null ? 0 : ScanTable.PageOf(other.Get(otherIdx)));
-            if (!candidate.IsNone && candidate != page && _store.GetRecord(candidate).Hash == hash
+            PageRecord rec = candidate.IsNone ? default : _store.GetRecord(candidate);
+            // The candidate may have been cloned since it was filed: it too takes max_page_sharing mappers at most.
+            if (!candidate.IsNone && candidate != page && rec.Hash == hash && rec.RefCount < MaxPageSharing
                 && _engine.LoadedMapping(other!.Inode) is { Mergeable: true } om && SameDomain(m, om) && PeekOne(om, otherIdx) == candidate)
             {
                 SlotMergeResult r = TryMergeOnePage(m, idx, page, candidate);
