@@ -95,9 +95,23 @@ public class MergeScannerRaceTests
         {
             while (!stop.IsCancellationRequested) { t.Engine.Sync(); Thread.Sleep(3); }
         }));
+        Task statistics = Task.Run(() => Guard(() =>
+        {
+            // A reader of .dedupfs/ksm/* meanwhile: cumulative counters never step back.
+            MergeScannerStatistics before = s.Statistics;
+            while (!stop.IsCancellationRequested)
+            {
+                MergeScannerStatistics now = s.Statistics;
+                if (now.PagesScanned < before.PagesScanned || now.PagesSkipped < before.PagesSkipped
+                    || now.FullScans < before.FullScans || now.CowKsm < before.CowKsm || now.PagesVolatile < 0)
+                    throw new Xunit.Sdk.XunitException($"a counter went back: {before} -> {now}");
+                before = now;
+                Thread.Sleep(1);
+            }
+        }));
         await Task.WhenAll(writers);
         stop.Cancel();
-        await Task.WhenAll(scanner, reader, committer);
+        await Task.WhenAll(scanner, reader, committer, statistics);
         Assert.Empty(errors);
 
         for (int m = 1; m <= 2; m++)

@@ -357,6 +357,16 @@ public class MergeScannerTests
         await Task.Delay(100);
         Assert.Equal(scanned, s.Statistics.PagesScanned);
         AssertFormulas(t);
+
+        // run = 2 while the thread runs: it waits for the batch in flight, then everything is private.
+        s.Run = 1;
+        await Task.Delay(20);
+        Assert.Equal(0, s.Set("run", "2"));
+        MergeScannerStatistics st = AssertFormulas(t);
+        Assert.Equal(0, st.PagesShared);
+        for (ulong i = 1; i <= 3; i++) Assert.Equal(content, TestEngine.ReadAll(t.Engine.OpenMapping(i)));
+        await Task.Delay(50);
+        Assert.Equal(0, s.Statistics.PagesShared);   // and it stays stopped
     }
 }
 
