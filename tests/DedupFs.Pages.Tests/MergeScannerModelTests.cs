@@ -14,6 +14,10 @@ public class MergeScannerModelTests
     [InlineData(2, false)]
     [InlineData(3, true)]
     [InlineData(4, false)]
+    [InlineData(5, false)]
+    [InlineData(6, true)]
+    [InlineData(7, false)]
+    [InlineData(8, false)]
     public void Random_operations_keep_bytes_and_formulas(int seed, bool inlineDedup)
     {
         using TestEngine t = NewEngine(inlineDedup: inlineDedup);
@@ -28,7 +32,7 @@ public class MergeScannerModelTests
         {
             int f = 1 + rnd.Next(Files);
             string op;
-            switch (rnd.Next(14))
+            switch (rnd.Next(15))
             {
                 case 0 or 1 or 2:
                 {
@@ -98,6 +102,20 @@ public class MergeScannerModelTests
                     M(f).Mergeable = rnd.Next(3) != 0;
                     t.Engine.Sync();
                     op = $"mergeable {f} = {M(f).Mergeable}, sync";
+                    break;
+                case 13 when rnd.Next(2) == 0:
+                    if (rnd.Next(2) == 0)
+                    {
+                        t.Engine.DeleteMapping((ulong)f);   // unlink: the scanner drops its table next pass
+                        model[f] = [];
+                        op = $"delete {f}";
+                    }
+                    else
+                    {
+                        t.Engine.Sync();
+                        bool closed = t.Engine.CloseMapping((ulong)f);   // FORGET: the scanner reopens it when it comes by
+                        op = $"sync, close {f}: {closed}";
+                    }
                     break;
                 default:
                     if (rnd.Next(4) == 0)
