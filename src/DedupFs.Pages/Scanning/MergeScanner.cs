@@ -26,7 +26,8 @@
 // an idle page costs a slot-id read, a 16-byte record read and two table lookups, which is why
 // a scan over idle data runs at about a million pages per second: over 1 GiB, 0.74 M pages/s
 // for a pass that fills the unstable index and 1.0 M in steady state; over 256 MiB, which
-// stays in cache, 2.7 M and 5 M (scripts/bench/scanner on a 2-core VM; the goal was 0.25 M).
+// stays in cache, 1.4-2.7 M and 1.8-5 M (scripts/bench/scanner on a shared 2-core VM; the
+// goal was 0.25 M).
 //
 // Per visited slot, CmpAndMergePage's steps (KSM.md §2):
 //   1. the page is already shared (refcount >= 2): it is stable, move on;
