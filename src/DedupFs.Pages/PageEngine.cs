@@ -94,7 +94,7 @@ public sealed partial class PageEngine : IDisposable
 
     /// <summary>The mapping of <paramref name="inode"/> (created empty if it has none). One instance per inode.</summary>
     public Mapping OpenMapping(ulong inode) =>
-        _mappings.GetOrAdd(inode, static (ino, self) => new Mapping(self, self._store.OpenSlotTable(ino)), this);
+        _mappings.GetOrAdd(inode, static (ino, self) => self.CreateMapping(ino), this);
 
     /// <summary>Releases every page of <paramref name="inode"/>'s mapping and forgets it (unlink of the last name).</summary>
     public void DeleteMapping(ulong inode)
@@ -256,6 +256,7 @@ public sealed partial class PageEngine : IDisposable
     /// <summary>Closes the engine (and the store if it owns it), committing first.</summary>
     public void Dispose()
     {
+        StopScanner();
         if (_ownsStore) _store.Dispose();
         Cache.Dispose();
     }

@@ -15,4 +15,14 @@ public sealed class PageEngineOptions
 
     /// <summary>Allocate the cache's memory up front (RSS = budget at once) instead of as it fills.</summary>
     public bool PrefaultCache { get; init; }
+
+    /// <summary>Whether mappings may be merged by the merge scanner unless <see cref="Mapping.Mergeable"/> says otherwise.</summary>
+    public bool MergeableByDefault { get; init; } = true;
+
+    /// <summary>Called for every Mapping object the engine creates, before anyone uses it, whoever opened it
+    /// (the filesystem, a clone, the merge scanner walking stored files): the place to set
+    /// <see cref="Mapping.Mergeable"/> from the user.dedupfs.merge xattr and <see cref="Mapping.MergeDomain"/>
+    /// from the owner's uid. It may run twice for one inode when two threads open it at once (one object is
+    /// kept). It must not open mappings itself.</summary>
+    public Action<Mapping>? ConfigureMapping { get; init; }
 }

@@ -21,6 +21,11 @@ using DedupFs.Pages;
 using DedupFs.Store;
 using Microsoft.Win32.SafeHandles;
 
+if (args.Length > 0 && args[0] == "scanner")
+{
+    ScannerBench.Run(args[1..]);   // scripts/bench/scanner
+    return;
+}
 int mib = 1024, cacheMib = 512;
 string root = Path.GetTempPath();
 for (int i = 0; i < args.Length; i++)
