@@ -199,6 +199,9 @@ public sealed partial class DedupFileSystem
                     {
                         if (ino == n.Ino || ControlDirectory.Owns(ino)) continue;
                         bool live = _inodes.TryGetLive(ino) != null;
+                        // An inode being freed (its record already gone) is no file any more: opening
+                        // its mapping again would reload what the free just released.
+                        if (!live && !Store.Inodes.TryGet(StoreKeys.Inode(ino), out _)) continue;
                         var om = _inodes.TryGetLive(ino)?.Mapping ?? Engine.OpenMapping(ino);
                         long hits = 0;
                         for (long i = 0, count = om.PageCount; i < count; i++)

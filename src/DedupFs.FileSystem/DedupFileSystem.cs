@@ -24,8 +24,8 @@ namespace DedupFs.FileSystem;
 /// <summary>The DedupFs filesystem: the FUSE requests answered over a page engine and its store.</summary>
 public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
 {
-    /// <summary>Largest file: 2^32 page slots (32-bit page indexes in the store's mapping chunks are not the
-    /// limit; page ids are) — 16 TiB, as ext4 with 4 KiB blocks.</summary>
+    /// <summary>Largest file: 16 TiB (2^32 pages), as ext4 with 4 KiB blocks; the store's 32-bit page ids
+    /// bound a store's unique data at the same figure.</summary>
     public const long MaxFileSize = 1L << 44;
 
     private const int NameMax = 255;
