@@ -8,10 +8,15 @@
  *   metabench randread FILE SECONDS   4 KiB pread at random 4 KiB-aligned
  *                                     offsets in the first 1 GiB (or the
  *                                     whole file if smaller), queue depth 1
+ *   metabench files DIR COUNT         create COUNT empty files DIR/m<N>
+ *                                     (open O_CREAT|O_EXCL + close), then
+ *                                     stat(2) each, then unlink each; each
+ *                                     phase timed on its own
  *
  * Prints exactly one machine-readable line on stdout, e.g.
  *   ops=612345 seconds=5.000 ops_per_sec=122469.0
  *   ops=... seconds=... ops_per_sec=... mean_us=... p99_us=...   (randread)
+ *   files=10000 create_per_sec=... stat_per_sec=... unlink_per_sec=... (files)
  * Exit status 0 on success, 1 on any failed system call, 2 on bad usage.
  */
 #define _GNU_SOURCE
@@ -54,7 +59,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: metabench stat PATH SECONDS\n"
 		"       metabench create DIR SECONDS\n"
-		"       metabench randread FILE SECONDS\n");
+		"       metabench randread FILE SECONDS\n"
+		"       metabench files DIR COUNT\n");
 	exit(2);
 }
 
@@ -101,6 +107,54 @@ static int bench_create(const char *dir, double seconds)
 		ops++;
 	} while ((t = now_sec()) < end);
 	report(ops, t - start);
+	return 0;
+}
+
+static int files_path(char *path, size_t size, const char *dir, unsigned long i)
+{
+	int n = snprintf(path, size, "%s/m%lu", dir, i);
+	if (n < 0 || (size_t)n >= size) {
+		fprintf(stderr, "metabench: path too long\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int bench_files(const char *dir, unsigned long count)
+{
+	char path[4096];
+	struct stat st;
+	double t[4];
+	unsigned long i;
+
+	t[0] = now_sec();
+	for (i = 0; i < count; i++) {
+		if (files_path(path, sizeof(path), dir, i))
+			return 1;
+		int fd = open(path, O_CREAT | O_WRONLY | O_EXCL, 0644);
+		if (fd < 0)
+			die("open", path);
+		if (close(fd) != 0)
+			die("close", path);
+	}
+	t[1] = now_sec();
+	for (i = 0; i < count; i++) {
+		if (files_path(path, sizeof(path), dir, i))
+			return 1;
+		if (stat(path, &st) != 0)
+			die("stat", path);
+	}
+	t[2] = now_sec();
+	for (i = 0; i < count; i++) {
+		if (files_path(path, sizeof(path), dir, i))
+			return 1;
+		if (unlink(path) != 0)
+			die("unlink", path);
+	}
+	t[3] = now_sec();
+	printf("files=%lu create_per_sec=%.1f stat_per_sec=%.1f unlink_per_sec=%.1f\n",
+	       count, (double)count / (t[1] - t[0]), (double)count / (t[2] - t[1]),
+	       (double)count / (t[3] - t[2]));
 	return 0;
 }
 
@@ -181,10 +235,16 @@ int main(int argc, char *argv[])
 
 	if (argc != 4)
 		usage();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(argv[1], "files") == 0) {
+		unsigned long count = strtoul(argv[3], &endp, 10);
+		if (*endp != '\0' || count == 0 || argv[3][0] == '-')
+			usage();
+		return bench_files(argv[2], count);
+	}
 	seconds = strtod(argv[3], &endp);
 	if (*endp != '\0' || !(seconds > 0))
 		usage();
-	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	if (strcmp(argv[1], "stat") == 0)
 		return bench_stat(argv[2], seconds);
