@@ -50,7 +50,7 @@ public sealed partial class Mapping
     /// <paramref name="target"/>, which passes to the slot on success.</summary>
     internal SlotMergeResult TryMergeSlot(long idx, PageId expected, PageId target, Span<byte> a, Span<byte> b)
     {
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         if (!IsCurrent()) return SlotMergeResult.SlotChanged;
         Lock stripe = StripeOf(idx);
         stripe.Enter();
@@ -80,7 +80,7 @@ public sealed partial class Mapping
     /// it, and its bytes are all zeros.</summary>
     internal SlotMergeResult TryZeroSlot(long idx, PageId expected, Span<byte> scratch)
     {
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         if (!IsCurrent()) return SlotMergeResult.SlotChanged;
         Lock stripe = StripeOf(idx);
         stripe.Enter();
@@ -118,7 +118,7 @@ public sealed partial class Mapping
     internal void StorePageVerbatim(long idx, ReadOnlySpan<byte> bytes)
     {
         Span<byte> scratch = stackalloc byte[PageSize];
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterMutation();
+        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         Lock stripe = StripeOf(idx);
         lock (stripe)
         {

@@ -129,6 +129,13 @@ public sealed partial class PageEngine : IDisposable
         Cache.Insert(page, dest);
     }
 
+    // Bytes for a compare only (the merge scanner's): cached copy, else an unchecked read (see
+    // Store.ReadPageForCompare), so a scan does not churn the cache.
+    internal void ReadForCompare(PageId page, Span<byte> dest)
+    {
+        if (!Cache.TryRead(page, dest)) _store.ReadPageForCompare(page, dest);
+    }
+
     // Whether page's bytes equal data: compared in place in the cache when cached, else against an
     // unchecked read into scratch (see Store.ReadPageForCompare). The caller holds a reference.
     internal bool ContentEquals(PageId page, ReadOnlySpan<byte> data, Span<byte> scratch)
