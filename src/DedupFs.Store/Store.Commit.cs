@@ -227,6 +227,8 @@ public sealed partial class Store
             // the snapshot are flushed too, which costs nothing but time.
             if (snap.SyncPages && Interop.Libc.fdatasync((int)_pageFile.DangerousGetHandle()) != 0)
                 throw new StoreException($"{Directory}: fdatasync({StoreFormat.PageFileName}) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+            // The flushed pages are clean now: out of the kernel's cache, the daemon caches them.
+            if (snap.SyncPages) DropHostCache();
 
             // 2. All metadata in one transaction, synchronous commit.
             using LightningTransaction tx = _env.BeginTransaction();

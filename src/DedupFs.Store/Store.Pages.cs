@@ -94,6 +94,7 @@ public sealed partial class Store
         if (page.IsNone || slot >= _pages.HighWater) ThrowNoSuchPage(page);
         int n = RandomAccess.Read(_pageFile, dest, slot * PageSize);
         if (n < PageSize) dest[n..].Clear();
+        NotePageFileRead(PageSize);
         uint expected = _pages[slot].Crc32C;
         uint actual = Crc32C.Compute(dest);
         if (actual != expected) ThrowChecksum(page, expected, actual);
@@ -109,6 +110,7 @@ public sealed partial class Store
         if (page.IsNone || page.Slot >= _pages.HighWater) ThrowNoSuchPage(page);
         int n = RandomAccess.Read(_pageFile, dest, page.Slot * PageSize);
         if (n < PageSize) dest[n..].Clear();
+        NotePageFileRead(PageSize);
     }
 
     /// <summary><see cref="ReadPageForCompare"/> for a run of consecutive slots starting at <paramref name="first"/>,
@@ -120,6 +122,7 @@ public sealed partial class Store
         if (first.IsNone || first.Slot + pages > _pages.HighWater) ThrowNoSuchPage(first);
         int n = RandomAccess.Read(_pageFile, dest, first.Slot * PageSize);
         if (n < dest.Length) dest[n..].Clear();
+        NotePageFileRead(dest.Length);
     }
 
     /// <summary>Adds a reference to every page in <paramref name="ids"/> (0 = hole, skipped), which the caller

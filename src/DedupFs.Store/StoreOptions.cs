@@ -20,4 +20,8 @@ public sealed class StoreOptions
 
     /// <summary>Where log lines go (checksum failures, recovery notes). Defaults to stderr.</summary>
     public Action<string>? Log { get; init; }
+
+    /// <summary>Keep pages.dat out of the kernel's page cache (after each commit and every 32 MiB read),
+    /// so that a page is cached once, by the daemon; see Store.HostCache.cs.</summary>
+    public bool DropHostCache { get; init; } = true;
 }

@@ -1,5 +1,6 @@
 // The few libc calls the store needs that .NET does not expose on a SafeFileHandle:
-// fdatasync for the page file (data durability before the metadata that reaches it commits).
+// fdatasync for the page file (data durability before the metadata that reaches it commits),
+// and posix_fadvise to keep the page file out of the kernel's page cache (Store.HostCache.cs).
 using System.Runtime.InteropServices;
 
 namespace DedupFs.Store.Interop;
@@ -11,6 +12,12 @@ internal static partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int fsync(int fd);
+
+    /// <summary>Returns the error number itself (0 on success), not -1 and errno.</summary>
+    [LibraryImport("libc")]
+    internal static partial int posix_fadvise(int fd, long offset, long length, int advice);
+
+    internal const int POSIX_FADV_DONTNEED = 4;
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open(string path, int flags);
