@@ -59,16 +59,17 @@ public sealed partial class DedupFileSystem
 
     // SETXATTR / REMOVEXATTR of user.dedupfs.merge on a loaded file: the mapping follows at once.
     // Becoming unmergeable gives every shared slot a private copy, as MADV_UNMERGEABLE (and
-    // run = 2 for all mergeable files) does; Mergeable is cleared first so the scanner does not
-    // merge again behind us. Namespace lock held (so the mapping cannot be closed meanwhile);
-    // store mutation not held (Unmerge enters the page gate itself).
+    // run = 2 for all mergeable files) does, between two scanner batches so none merges again
+    // behind us. Namespace lock held (so the mapping cannot be closed meanwhile), then the
+    // scanner's lock: safe because the scanner never takes the namespace lock (ConfigureMapping
+    // takes none). Store mutation not held (Unmerge enters the page gate itself).
     private void ApplyMergeAdvice(Inode n, bool? advice)
     {
         if (!n.IsReg) return;
         Mapping m = n.Mapping!;
-        bool was = m.Mergeable, now = advice ?? Options.MergeableByDefault;
-        m.Mergeable = now;
-        if (was && !now) m.Unmerge();
+        bool now = advice ?? Options.MergeableByDefault;
+        if (now) m.Mergeable = true;
+        else if (m.Mergeable) Engine.Scanner.MakeUnmergeable(m);
     }
 
     private static bool IsMergeXattr(ReadOnlySpan<byte> name) => name.SequenceEqual(MergeXattrBytes);
