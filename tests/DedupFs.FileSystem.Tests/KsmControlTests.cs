@@ -13,7 +13,7 @@ namespace DedupFs.FileSystem.Tests;
 public sealed class KsmControlTests : IDisposable
 {
     private const int Pages = 16;
-    private readonly DedupMount _m = new(CacheMode.Shared);
+    private DedupMount _m = new(CacheMode.Shared);
 
     public void Dispose() => _m.Dispose();
 
@@ -165,5 +165,37 @@ public sealed class KsmControlTests : IDisposable
         Assert.Equal(data, File.ReadAllBytes(P("private/twin")));
         Assert.Equal(0, WriteControl("ksm/max_page_sharing", "128"));
         Assert.Equal("128\n", Ksm("max_page_sharing"));
+    }
+
+    [Fact]
+    public void With_mergeable_off_only_files_advised_mergeable_merge()
+    {
+        _m.Dispose();
+        _m = new DedupMount(CacheMode.Shared, mergeableByDefault: false);
+        Assert.Equal(0, WriteControl("inline_dedup", "0"));
+        byte[] data = Random(Pages * 4096, 7);
+        File.WriteAllBytes(P("plain1"), data);
+        File.WriteAllBytes(P("plain2"), data);
+        Directory.CreateDirectory(P("opted"));
+        Assert.Equal(0, SetXattr(P("opted"), DedupFileSystem.MergeXattr, "1"u8.ToArray()));
+        File.WriteAllBytes(P("opted/a"), data);
+        File.WriteAllBytes(P("opted/b"), data);
+        Assert.False(Shares("plain1").GetProperty("mergeable").GetBoolean());
+
+        Assert.Equal(0, WriteControl("ksm/sleep_millisecs", "1"));
+        Assert.Equal(0, WriteControl("ksm/pages_to_scan", "1000"));
+        long scans = KsmNumber("full_scans");
+        Assert.Equal(0, WriteControl("ksm/run", "1"));
+        WaitFor(() => KsmNumber("full_scans") >= scans + 2, "two full scans");
+        Assert.Equal(Pages, KsmNumber("pages_sharing"));   // opted/a and opted/b only
+        Assert.Equal(Pages, Shares("opted/a").GetProperty("merged_slots").GetInt64());
+        Assert.Equal(0, Shares("plain1").GetProperty("merged_slots").GetInt64());
+
+        // Without its advice a file falls back to the mount's default (off): unmerged at once.
+        Assert.Equal(0, RemoveXattr(P("opted/b"), DedupFileSystem.MergeXattr));
+        Assert.Equal(0, KsmNumber("pages_sharing"));
+        Assert.Equal(0, WriteControl("ksm/run", "0"));
+        Assert.Equal(data, File.ReadAllBytes(P("opted/a")));
+        Assert.Equal(data, File.ReadAllBytes(P("opted/b")));
     }
 }
