@@ -15,8 +15,12 @@
 //                                   returns its length, or fails with the errno (ENOENT,
 //                                   EEXIST, ENOTDIR, EINVAL...).
 //   shares                          write a path, then read from offset 0 on the same handle:
-//                                   JSON with the file's page count, its shared pages, and
-//                                   every other file sharing pages with it (path, pages).
+//                                   JSON with the file's page count, its shared pages, its
+//                                   merge figures, and every other file sharing pages with it.
+//   ksm/                            the merge scanner, as /sys/kernel/mm/ksm: one file per
+//                                   tunable (0644, owned by the mount's owner; a write goes
+//                                   through MergeScanner.Set and fails with its errno: EINVAL,
+//                                   EBUSY) and per statistic (0444; EACCES on write).
 // clone and shares belong to the mount's owner (RootUid) with mode 0600: a clone reads files
 // whatever their modes, so only the owner (and root) may ask for one.
 using System.Globalization;
@@ -44,6 +48,15 @@ public static class ControlFiles
     public const string InlineDedup = "inline_dedup";
     public const string Clone = "clone";
     public const string Shares = "shares";
+
+    /// <summary>The merge scanner's subdirectory: one file per name of <see cref="KsmTunableNames"/> and <see cref="KsmStatisticNames"/>.</summary>
+    public const string Ksm = "ksm";
+
+    /// <summary>The scanner's writable files in ksm/ (kernel names).</summary>
+    public static IReadOnlyList<string> KsmTunableNames => DedupFs.Pages.MergeScanner.TunableNames;
+
+    /// <summary>The scanner's read-only files in ksm/ (kernel names).</summary>
+    public static IReadOnlyList<string> KsmStatisticNames => DedupFs.Pages.MergeScanner.StatisticNames;
 }
 
 internal sealed class ControlHandle(ulong ino, byte[] content)
@@ -56,6 +69,7 @@ internal sealed class ControlHandle(ulong ino, byte[] content)
 internal sealed class ControlDirectory
 {
     public const ulong DirIno = 0xFFFF_FFFF_FFFF_0000UL;
+    public const ulong KsmDirIno = DirIno + 0x1000;   // ksm/; its files follow it
     public static ReadOnlySpan<byte> NameBytes => ".dedupfs"u8;
 
     public static readonly IReadOnlyList<string> StatisticNames = ControlFiles.StatisticNames;
@@ -64,6 +78,9 @@ internal sealed class ControlDirectory
 
     private static readonly string[] FileNames = [.. StatisticNames, StatsJson, Pid, InlineDedup, Clone, Shares];
     private static readonly byte[][] FileNameBytes = [.. FileNames.Select(Encoding.ASCII.GetBytes)];
+    private static readonly string[] KsmNames = [.. ControlFiles.KsmTunableNames, .. ControlFiles.KsmStatisticNames];
+    private static readonly byte[][] KsmNameBytes = [.. KsmNames.Select(Encoding.ASCII.GetBytes)];
+    private static ReadOnlySpan<byte> KsmBytes => "ksm"u8;
 
     private readonly DedupFileSystem _fs;
     private readonly long _createdNs = Inode.Now();
@@ -72,12 +89,20 @@ internal sealed class ControlDirectory
 
     public static bool Owns(ulong ino) => ino >= DirIno;
 
+    /// <summary>Whether ino is one of the control directories (.dedupfs or .dedupfs/ksm).</summary>
+    public static bool IsDirectory(ulong ino) => ino is DirIno or KsmDirIno;
+
     private static string? NameOf(ulong ino) => ino > DirIno && ino - DirIno - 1 < (ulong)FileNames.Length ? FileNames[ino - DirIno - 1] : null;
+
+    private static string? KsmNameOf(ulong ino) => ino > KsmDirIno && ino - KsmDirIno - 1 < (ulong)KsmNames.Length ? KsmNames[ino - KsmDirIno - 1] : null;
+
+    private static bool IsTunable(string name) => ControlFiles.KsmTunableNames.Contains(name);
 
     private FuseAttr Attr(ulong ino)
     {
-        string? name = NameOf(ino);
-        uint mode = ino == DirIno ? Inode.Dir | 0x16D // 0555
+        string? name = NameOf(ino), ksm = KsmNameOf(ino);
+        uint mode = IsDirectory(ino) ? Inode.Dir | 0x16D // 0555
+            : ksm != null ? (IsTunable(ksm) ? Inode.Reg | 0x1A4 : Inode.Reg | 0x124) // 0644 / 0444
             : name is Clone or Shares ? Inode.Reg | 0x180 // 0600
             : name == InlineDedup ? Inode.Reg | 0x1A4 // 0644
             : Inode.Reg | 0x124; // 0444
@@ -85,7 +110,7 @@ internal sealed class ControlDirectory
         uint ns = (uint)(_createdNs % 1_000_000_000);
         return new FuseAttr
         {
-            Ino = ino, Mode = mode, Nlink = ino == DirIno ? 2u : 1u, Uid = _fs.Options.RootUid, Gid = _fs.Options.RootGid,
+            Ino = ino, Mode = mode, Nlink = ino == DirIno ? 3u : ino == KsmDirIno ? 2u : 1u, Uid = _fs.Options.RootUid, Gid = _fs.Options.RootGid,
             BlkSize = 4096, Atime = s, AtimeNsec = ns, Mtime = s, MtimeNsec = ns, Ctime = s, CtimeNsec = ns,
         };
     }
@@ -98,13 +123,21 @@ internal sealed class ControlDirectory
         return Errno.Success;
     }
 
-    public int Lookup(ReadOnlySpan<byte> name, out FuseEntryOut entry)
+    public int Lookup(ulong parent, ReadOnlySpan<byte> name, out FuseEntryOut entry)
     {
         entry = default;
-        for (int i = 0; i < FileNameBytes.Length; i++)
+        if (!IsDirectory(parent)) return Errno.ENOTDIR;
+        if (parent == DirIno && name.SequenceEqual(KsmBytes))
         {
-            if (!name.SequenceEqual(FileNameBytes[i])) continue;
-            entry = Entry(DirIno + 1 + (ulong)i);
+            entry = Entry(KsmDirIno);
+            return Errno.Success;
+        }
+        byte[][] names = parent == DirIno ? FileNameBytes : KsmNameBytes;
+        ulong first = parent + 1;
+        for (int i = 0; i < names.Length; i++)
+        {
+            if (!name.SequenceEqual(names[i])) continue;
+            entry = Entry(first + (ulong)i);
             return Errno.Success;
         }
         return Errno.ENOENT;
@@ -113,7 +146,7 @@ internal sealed class ControlDirectory
     public int GetAttr(ulong ino, out FuseAttrOut attr)
     {
         attr = default;
-        if (ino != DirIno && NameOf(ino) == null) return Errno.ENOENT;
+        if (!IsDirectory(ino) && NameOf(ino) == null && KsmNameOf(ino) == null) return Errno.ENOENT;
         attr.Attr = Attr(ino);
         return Errno.Success;
     }
@@ -121,9 +154,17 @@ internal sealed class ControlDirectory
     public int Open(FuseRequestContext ctx, ulong ino, int flags, out FuseOpenOut open)
     {
         open = default;
-        string? name = NameOf(ino);
-        if (name == null) return ino == DirIno ? Errno.EISDIR : Errno.ENOENT;
         bool writable = (flags & 3) != 0;
+        if (KsmNameOf(ino) is { } ksm)
+        {
+            if (writable && !IsTunable(ksm)) return Errno.EACCES;
+            _fs.Engine.Scanner.Get(ksm, out string value);
+            open.Fh = _fs.AddHandle(new ControlHandle(ino, Encoding.UTF8.GetBytes(value + "\n")));
+            open.OpenFlags = OpenReplyFlags.DirectIo;
+            return Errno.Success;
+        }
+        string? name = NameOf(ino);
+        if (name == null) return IsDirectory(ino) ? Errno.EISDIR : Errno.ENOENT;
         if (writable && name is not (InlineDedup or Clone or Shares)) return Errno.EACCES;
         byte[] content = name is Clone or Shares ? [] : Encoding.UTF8.GetBytes(Render(name));
         open.Fh = _fs.AddHandle(new ControlHandle(ino, content));
@@ -148,6 +189,13 @@ internal sealed class ControlDirectory
         ControlHandle? h = _fs.GetHandle<ControlHandle>(fh);
         if (h == null) return Errno.EBADF;
         string text = Encoding.UTF8.GetString(data).TrimEnd('\n', '\r', ' ', '\0');
+        if (KsmNameOf(h.Ino) is { } ksm)
+        {
+            // MergeScanner.Set answers as the kernel's store functions do: 0, EINVAL, EBUSY, EACCES.
+            int err = _fs.Engine.Scanner.Set(ksm, text);
+            if (err == 0) written = data.Length;
+            return err;
+        }
         int rc;
         switch (NameOf(h.Ino))
         {
@@ -172,16 +220,19 @@ internal sealed class ControlDirectory
         return rc;
     }
 
-    public int ReadDir(long offset, ref DirectoryWriter writer)
+    public int ReadDir(ulong dir, long offset, ref DirectoryWriter writer)
     {
-        for (long i = offset; i < FileNames.Length + 2; i++)
+        if (!IsDirectory(dir)) return Errno.ENOTDIR;
+        byte[][] names = dir == DirIno ? [.. FileNameBytes, KsmBytes.ToArray()] : KsmNameBytes;
+        ulong parent = dir == DirIno ? 1 : DirIno;
+        for (long i = offset; i < names.Length + 2; i++)
         {
-            ReadOnlySpan<byte> name = i == 0 ? "."u8 : i == 1 ? ".."u8 : FileNameBytes[i - 2];
-            ulong ino = i == 0 ? DirIno : i == 1 ? 1 : DirIno + (ulong)(i - 1);
+            ReadOnlySpan<byte> name = i == 0 ? "."u8 : i == 1 ? ".."u8 : names[i - 2];
+            ulong ino = i == 0 ? dir : i == 1 ? parent : dir == DirIno && i - 2 == FileNameBytes.Length ? KsmDirIno : dir + (ulong)(i - 1);
             // "." and ".." carry no lookup (the kernel takes none for them); the files are
             // never freed, so their lookups need no counting.
-            FuseEntryOut entry = i < 2 ? new FuseEntryOut { Attr = Attr(DirIno) } : Entry(ino);
-            if (i == 1) entry.Attr.Ino = 1;
+            FuseEntryOut entry = i < 2 ? new FuseEntryOut { Attr = Attr(dir) } : Entry(ino);
+            if (i == 1) entry.Attr.Ino = parent;
             if (!writer.TryAdd(name, in entry, (ulong)(i + 1))) break;
         }
         return Errno.Success;
@@ -195,7 +246,14 @@ internal sealed class ControlDirectory
         var stats = _fs.Statistics();
         if (name != StatsJson) return stats[name] + "\n";
         var sb = new StringBuilder("{");
-        foreach (string key in StatisticNames) sb.Append('"').Append(key).Append("\":").Append(stats[key]).Append(',');
+        foreach (var (key, value) in stats)
+        {
+            sb.Append('"').Append(key).Append("\":");
+            // Numbers as numbers; the odd text value (advisor_mode) as a JSON string.
+            if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _)) sb.Append(value);
+            else sb.Append(System.Text.Json.JsonSerializer.Serialize(value));
+            sb.Append(',');
+        }
         sb[^1] = '}';
         return sb.Append('\n').ToString();
     }

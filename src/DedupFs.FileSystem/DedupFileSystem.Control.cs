@@ -13,26 +13,32 @@ using System.Text;
 using System.Text.Json;
 using DedupFs.Fuse.Api;
 using DedupFs.Fuse.Protocol;
+using DedupFs.Pages;
 using DedupFs.Store;
 
 namespace DedupFs.FileSystem;
 
 public sealed partial class DedupFileSystem
 {
-    /// <summary>The control-file statistics (names as in ControlDirectory.StatisticNames), formatted.
+    /// <summary>The control-file statistics (names as in ControlDirectory.StatisticNames), formatted, then every
+    /// merge scanner statistic and tunable by its kernel name (one key each, in that order; the keys of stats.json).
     /// logical_bytes is mapped page slots x 4 KiB (what the files would occupy without sharing; holes
-    /// and all-zero pages excluded); stored_bytes is distinct pages x 4 KiB; dedup_ratio their quotient.</summary>
+    /// and all-zero pages excluded); stored_bytes is distinct pages x 4 KiB; dedup_ratio their quotient.
+    /// pages_unshared has the kernel's meaning (the scanner's unstable index: pages waiting for a twin);
+    /// distinct pages with one reference are unique_pages - pages_shared.</summary>
     public IReadOnlyDictionary<string, string> Statistics()
     {
         var st = Engine.Statistics;
+        MergeScanner ksm = Engine.Scanner;
         long logical = (st.UniquePages + st.PagesSharing) * 4096;
         long stored = st.UniquePages * 4096;
         var inv = CultureInfo.InvariantCulture;
-        return new Dictionary<string, string>
+        ksm.TryGetStatistic("pages_unshared", out long unshared);
+        var stats = new Dictionary<string, string>
         {
             ["pages_shared"] = st.PagesShared.ToString(inv),
             ["pages_sharing"] = st.PagesSharing.ToString(inv),
-            ["pages_unshared"] = (st.UniquePages - st.PagesShared).ToString(inv),
+            ["pages_unshared"] = unshared.ToString(inv),
             ["cow_ksm"] = st.CowKsm.ToString(inv),
             ["unique_pages"] = st.UniquePages.ToString(inv),
             ["inline_dedup_hits"] = st.InlineDedupHits.ToString(inv),
@@ -44,6 +50,10 @@ public sealed partial class DedupFileSystem
             ["cache_hits"] = Engine.Cache.Hits.ToString(inv),
             ["cache_misses"] = Engine.Cache.Misses.ToString(inv),
         };
+        // pages_shared, pages_sharing and cow_ksm are the engine's counters in both lists: the first wins.
+        foreach (string name in MergeScanner.StatisticNames.Concat(MergeScanner.TunableNames))
+            if (!stats.ContainsKey(name) && ksm.Get(name, out string value) == 0) stats[name] = value;
+        return stats;
     }
 
     internal ulong AddHandle(object handle) => _handles.Add(handle);
@@ -147,6 +157,8 @@ public sealed partial class DedupFileSystem
         Store.Dirents.Put(StoreKeys.Dirent(dir.Ino, name), Inode.DirentValue(n.Ino, n.Mode));
         foreach (var (key, value) in Store.Xattrs.List(StoreKeys.XattrPrefix(src.Ino)))
             Store.Xattrs.Put(StoreKeys.Xattr(n.Ino, StoreKeys.NameOf(key)), value);
+        // The copy's mapping was configured before it had the source's xattrs (merge advice among them).
+        if (n.IsReg) ConfigureMapping(n.Mapping!);
         if (n.IsReg) Engine.CloneMapping(src.Mapping!, n.Mapping!);
         if (!src.IsDir && src.Nlink > 1) links[src.Ino] = n;
         if (n.IsDir)
@@ -218,6 +230,13 @@ public sealed partial class DedupFileSystem
                     w.WriteString("path", string.Join('/', parts.Select(p => Encoding.UTF8.GetString(p))));
                     w.WriteNumber("pages", pages);
                     w.WriteNumber("shared_pages", sharedSlots);
+                    // The file's ksm_stat [/proc/PID/ksm_stat]: its advice and what merging saved.
+                    MappingMergeStatistics ms = Engine.Scanner.MappingStatistics(m);
+                    w.WriteBoolean("mergeable", m.Mergeable);
+                    w.WriteNumber("merge_tracked_slots", ms.MergeableSlots);
+                    w.WriteNumber("merged_slots", ms.MergedSlots);
+                    w.WriteNumber("ksm_zero_pages", ms.ZeroPages);
+                    w.WriteNumber("profit", ms.Profit);
                     w.WriteStartArray("sharing");
                     foreach (var (ino, hits) in others.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key))
                     {

@@ -20,7 +20,7 @@ public sealed partial class DedupFileSystem
         if (ControlDirectory.Owns(node.Value))
         {
             open.Fh = _handles.Add(new ControlHandle(node.Value, []));
-            return node.Value == ControlDirectory.DirIno ? Errno.Success : Errno.ENOTDIR;
+            return ControlDirectory.IsDirectory(node.Value) ? Errno.Success : Errno.ENOTDIR;
         }
         try
         {
@@ -63,7 +63,7 @@ public sealed partial class DedupFileSystem
 
     public int ReadDir(FuseRequestContext ctx, NodeId node, FileHandle fh, long offset, ref DirectoryWriter writer)
     {
-        if (ControlDirectory.Owns(node.Value)) return _control.ReadDir(offset, ref writer);
+        if (ControlDirectory.Owns(node.Value)) return _control.ReadDir(node.Value, offset, ref writer);
         OpenDirectory? dir = _handles.Get<OpenDirectory>(fh.Value);
         if (dir == null) return Errno.EBADF;
         try

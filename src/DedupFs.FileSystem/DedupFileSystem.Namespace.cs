@@ -92,6 +92,7 @@ public sealed partial class DedupFileSystem
                     n.Nlink = 0;
                     n.Linkable = true;
                     _inodes.Add(n);
+                    InheritMergeAdvice(dir, n);
                     _inodes.SetOrphan(n.Ino, true);
                 }
                 entry = EntryFor(n);
@@ -154,6 +155,7 @@ public sealed partial class DedupFileSystem
                 {
                     n = NewInode(ctx, dir!, mode, rdev, target);
                     _inodes.Add(n);
+                    InheritMergeAdvice(dir!, n);
                     Store.Dirents.Put(StoreKeys.Dirent(dir!.Ino, name), Inode.DirentValue(n.Ino, n.Mode));
                     lock (dir.Lock)
                     {

@@ -11,7 +11,7 @@ public sealed partial class DedupFileSystem
     {
         entry = default;
         if (name.Length > NameMax) return Errno.ENAMETOOLONG;
-        if (ControlDirectory.Owns(parent.Value)) return _control.Lookup(name, out entry);
+        if (ControlDirectory.Owns(parent.Value)) return _control.Lookup(parent.Value, name, out entry);
         if (parent.Value == InodeTable.FuseRoot && name.SequenceEqual(ControlDirectory.NameBytes)) return _control.LookupSelf(out entry);
         try
         {
@@ -144,6 +144,8 @@ public sealed partial class DedupFileSystem
                         // chown(2) of a non-directory drops set-user-ID, and set-group-ID when
                         // group-executable, as ext4 does (the kernel usually sends the new mode too).
                         if (changed && (valid & SetAttrValid.Mode) == 0 && !n.IsDir) n.Mode &= ~KilledBits(n.Mode);
+                        // The merge domain is the owner: later merges follow the new owner.
+                        if (n.IsReg) n.Mapping!.MergeDomain = n.Uid;
                     }
                     if ((valid & SetAttrValid.Size) != 0 && (valid & (SetAttrValid.Mtime | SetAttrValid.MtimeNow)) == 0) n.MtimeNs = now;
                     if ((valid & SetAttrValid.AtimeNow) != 0) n.AtimeNs = now;

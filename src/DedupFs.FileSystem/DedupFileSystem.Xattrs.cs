@@ -3,6 +3,7 @@
 // ACL support); values up to 64 KiB (XATTR_SIZE_MAX: E2BIG beyond); names up to 255 bytes
 // (ERANGE beyond, as ext4). user. attributes exist only on regular files and directories
 // (EPERM elsewhere, as ext4). The kernel checks trusted.'s CAP_SYS_ADMIN itself.
+// user.dedupfs.merge is merge advice (DedupFileSystem.Merge.cs): "0" or "1" only (EINVAL).
 using DedupFs.Fuse.Api;
 using DedupFs.Store;
 
@@ -26,6 +27,8 @@ public sealed partial class DedupFileSystem
         int rc = CheckXattrName(name);
         if (rc != 0) return rc;
         if (value.Length > XattrSizeMax) return Errno.E2BIG;
+        bool merge = IsMergeXattr(name);
+        if (merge && CheckMergeAdvice(value) != 0) return Errno.EINVAL;
         if (ReadOnly) return Errno.EROFS;
         try
         {
@@ -44,6 +47,7 @@ public sealed partial class DedupFileSystem
                     Touch(n, mtime: false, ctime: true);
                     _inodes.Persist(n);
                 }
+                if (merge) ApplyMergeAdvice(n, ParseMergeAdvice(value));
                 return Errno.Success;
             }
         }
@@ -122,6 +126,7 @@ public sealed partial class DedupFileSystem
                     Touch(n, mtime: false, ctime: true);
                     _inodes.Persist(n);
                 }
+                if (IsMergeXattr(name)) ApplyMergeAdvice(n, null);
                 return Errno.Success;
             }
         }

@@ -7,6 +7,7 @@
 //   DedupFileSystem.Files.cs       OPEN, READ, WRITE, RELEASE, FSYNC, FALLOCATE, LSEEK, COPY_FILE_RANGE
 //   DedupFileSystem.Directories.cs OPENDIR, READDIR(PLUS), RELEASEDIR, FSYNCDIR
 //   DedupFileSystem.Xattrs.cs      SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR
+//   DedupFileSystem.Merge.cs       merge advice (user.dedupfs.merge) for the merge scanner
 //   ControlDirectory.cs            MNT/.dedupfs: statistics and request files (clone, shares)
 //
 // Concurrency: namespace operations and everything that changes the inode table or its counts
@@ -45,6 +46,10 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
         Engine = engine;
         Options = options;
         _log = options.Log is null ? null : TextWriter.Synchronized(options.Log); // logged from every worker thread
+        // Before the first mapping opens (the root's table load and the orphan sweep below can open
+        // some): every Mapping object then carries its file's merge advice and owner. A caller that
+        // installed its own callback keeps it.
+        engine.Options.ConfigureMapping ??= ConfigureMapping;
         _inodes = new InodeTable(engine);
         _control = new ControlDirectory(this);
         lock (_ns)
@@ -80,6 +85,7 @@ public sealed partial class DedupFileSystem : IFuseFileSystem, IDisposable
         finally
         {
             Engine.Store.Committing -= _inodes.WriteDirty;
+            if (Engine.Options.ConfigureMapping == (Action<Mapping>)ConfigureMapping) Engine.Options.ConfigureMapping = null;
         }
     }
 

@@ -30,6 +30,10 @@ public sealed class FileSystemOptions
 
     public uint RootGid { get; init; }
 
+    /// <summary>Whether files the user.dedupfs.merge xattr says nothing about may be merged by the merge
+    /// scanner (the mount option mergeable=on|off; madvise(MADV_MERGEABLE) for every file when on).</summary>
+    public bool MergeableByDefault { get; init; } = true;
+
     /// <summary>Where the filesystem logs (one line per event worth a line); null: nowhere.</summary>
     public TextWriter? Log { get; init; }
 }

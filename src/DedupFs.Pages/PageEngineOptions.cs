@@ -23,6 +23,7 @@ public sealed class PageEngineOptions
     /// (the filesystem, a clone, the merge scanner walking stored files): the place to set
     /// <see cref="Mapping.Mergeable"/> from the user.dedupfs.merge xattr and <see cref="Mapping.MergeDomain"/>
     /// from the owner's uid. It may run twice for one inode when two threads open it at once (one object is
-    /// kept). It must not open mappings itself.</summary>
-    public Action<Mapping>? ConfigureMapping { get; init; }
+    /// kept). It must not open mappings itself. Settable because the engine is opened before the filesystem
+    /// that knows the xattrs exists (DedupFileSystem installs itself here); set it before any mapping opens.</summary>
+    public Action<Mapping>? ConfigureMapping { get; set; }
 }

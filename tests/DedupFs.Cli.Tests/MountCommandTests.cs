@@ -91,7 +91,8 @@ public sealed class MountCommandTests
         string root = Directory.CreateTempSubdirectory("dedupfs-cli-bad-").FullName;
         try
         {
-            foreach (string bad in new[] { "cache=fast", "inline_dedup=maybe", "cache_size=12Q", "commit=-1", "frobnicate" })
+            foreach (string bad in new[] { "cache=fast", "inline_dedup=maybe", "cache_size=12Q", "commit=-1", "frobnicate",
+                         "mergeable=maybe", "ksm_run=3", "max_page_sharing=1", "pages_to_scan=many", "use_zero_pages=2", "run=1" })
             {
                 var (exit, output, error) = Dedupfs.Run("mount", "--store", Path.Combine(root, "s"), Path.Combine(root, "m"), "-o", bad);
                 Assert.Equal(2, exit);

@@ -48,6 +48,35 @@ public class MergeScannerTests
     }
 
     [Fact]
+    public void MakeUnmergeable_unmerges_one_mapping_and_keeps_it_out_of_later_passes()
+    {
+        using TestEngine t = NewEngine();
+        const int N = 4, Pages = 3;
+        byte[] content = ScannerTestKit.Pages(300, Pages);
+        for (ulong i = 1; i <= N; i++) t.Engine.OpenMapping(i).Write(0, content);
+        MergeScanner s = t.Engine.Scanner;
+        s.RunFullScan();
+        s.RunFullScan();
+        MergeScannerStatistics st = AssertFormulas(t);
+        Assert.Equal(Pages * (N - 1), st.PagesSharing);
+
+        Mapping m = t.Engine.OpenMapping(N);
+        Assert.Equal(Pages, s.MakeUnmergeable(m));
+        Assert.False(m.Mergeable);
+        st = AssertFormulas(t, st);
+        Assert.Equal(Pages * (N - 2), st.PagesSharing);
+        Assert.Equal(new MappingMergeStatistics(0, 0, 0, 0), s.MappingStatistics(m));
+
+        for (int pass = 0; pass < 3; pass++)
+        {
+            s.RunFullScan();
+            st = AssertFormulas(t, st);
+            Assert.Equal(Pages * (N - 2), st.PagesSharing);
+        }
+        for (ulong i = 1; i <= N; i++) Assert.Equal(content, TestEngine.ReadAll(t.Engine.OpenMapping(i)));
+    }
+
+    [Fact]
     public void A_page_rewritten_between_visits_never_merges()
     {
         using TestEngine t = NewEngine();

@@ -43,7 +43,8 @@ internal static class SharesCommand
                 }
                 else
                 {
-                    output.WriteLine($"{property.Name}: {property.Value}");
+                    // JSON spellings (true, not .NET's True) for the merge figures' booleans.
+                    output.WriteLine($"{property.Name}: {(property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : property.Value.GetRawText())}");
                 }
             }
 

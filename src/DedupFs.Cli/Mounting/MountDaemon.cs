@@ -28,7 +28,7 @@ internal static class MountDaemon
             engine = PageEngine.Open(
                 settings.Store,
                 new StoreOptions { CommitInterval = settings.CommitInterval, Log = line => WriteLine(log, line) },
-                new PageEngineOptions { CacheBytes = settings.CacheBytes, InlineDedup = settings.InlineDedup });
+                new PageEngineOptions { CacheBytes = settings.CacheBytes, InlineDedup = settings.InlineDedup, MergeableByDefault = settings.Mergeable });
         }
         catch (StoreException e) when (e.Errno == 16)
         {
@@ -53,8 +53,19 @@ internal static class MountDaemon
             // A new store's root belongs to whoever mounts it, as fusermount3 users expect.
             RootUid = Posix.GetUid(),
             RootGid = Posix.GetGid(),
+            MergeableByDefault = settings.Mergeable,
             Log = log,
         });
+
+        // After the filesystem exists (it tells the engine each file's merge advice, which a
+        // running scanner needs from its first batch) and before the mount is visible.
+        if (ApplyKsm(settings, engine, log) is { } problem)
+        {
+            WriteLine(log, $"dedupfs: {problem}");
+            fs.Dispose();
+            engine.Dispose();
+            return Failed;
+        }
 
         FuseSession session;
         try
@@ -119,6 +130,29 @@ internal static class MountDaemon
 
         return status;
     }
+
+    // Tunables in the order given, run last (so a scanner starts with the others already set).
+    private static string? ApplyKsm(MountSettings settings, PageEngine engine, TextWriter log)
+    {
+        foreach (var (name, value) in settings.Ksm.Where(t => t.Key != "run").Concat(settings.Ksm.Where(t => t.Key == "run")))
+        {
+            int err = engine.Scanner.Set(name, value);
+            if (err != 0)
+                return $"merge scanner tunable {(name == "run" ? "ksm_run" : name)}={value}: {DescribeErrno(err)}";
+        }
+        if (settings.Ksm.Count > 0)
+            WriteLine(log, "dedupfs: merge scanner: " + string.Join(' ', settings.Ksm.Select(t => $"{t.Key}={t.Value}")));
+        return null;
+    }
+
+    internal static string DescribeErrno(int err) => err switch
+    {
+        16 => "busy (EBUSY: pages the scanner merged are still shared; set ksm_run=2 first)",
+        22 => "invalid value (EINVAL)",
+        13 => "read-only (EACCES)",
+        2 => "no such tunable (ENOENT)",
+        _ => $"errno {err}",
+    };
 
     private static string Stamp() => DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
 

@@ -20,13 +20,23 @@ internal sealed record MountSettings
     public long CacheBytes { get; init; } = DefaultCacheBytes();
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(5);
     public int Workers { get; init; }
+
+    /// <summary>mergeable=on|off: whether files without a user.dedupfs.merge xattr may be merged.</summary>
+    public bool Mergeable { get; init; } = true;
+
+    /// <summary>Merge scanner tunables to set before mounting, by kernel name (ksm_run= becomes "run"), in the
+    /// order given; the daemon sets run last, once the others are in place.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Ksm { get; init; } = [];
     public bool Debug { get; init; }
 
     /// <summary>The options DedupFs itself takes in -o, with their meaning (for --help).</summary>
     public const string OptionsHelp =
         "cache=shared|kernel (default shared: each distinct page cached once, in the daemon), " +
         "inline_dedup=on|off (default on), cache_size=SIZE (daemon page cache, e.g. 512M; default 1/8 of RAM), " +
-        "commit=SECONDS (group commit interval, default 5), and the FUSE options ro, rw, allow_other, " +
+        "commit=SECONDS (group commit interval, default 5), mergeable=on|off (default on: files without a " +
+        "user.dedupfs.merge xattr may be merged by the merge scanner), ksm_run=0|1|2 (default 0) and every merge " +
+        "scanner tunable by its name (pages_to_scan=, sleep_millisecs=, max_page_sharing=, use_zero_pages=, " +
+        "smart_scan=, merge_across_owners=, stable_node_chains_prune_millisecs=, advisor_*=), and the FUSE options ro, rw, allow_other, " +
         "suid, nosuid, dev, nodev, exec, noexec, atime, noatime, fsname=, subtype=, max_read=";
 
     /// <exception cref="ArgumentException">A bad option, with a message for the user.</exception>
@@ -75,11 +85,39 @@ internal sealed record MountSettings
                 "inline_dedup" => settings with { InlineDedup = ParseSwitch(key, value) },
                 "cache_size" => settings with { CacheBytes = ParseSize(key, value) },
                 "commit" => settings with { CommitInterval = ParseSeconds(key, value) },
+                "mergeable" => settings with { Mergeable = ParseSwitch(key, value) },
+                "ksm_run" => settings with { Ksm = [.. settings.Ksm, new("run", CheckTunable(key, "run", value))] },
+                _ when key != "run" && DedupFs.Pages.MergeScanner.TunableNames.Contains(key) =>
+                    settings with { Ksm = [.. settings.Ksm, new(key, CheckTunable(key, key, value))] },
                 _ => throw new ArgumentException($"unknown mount option '{key}{(value is null ? "" : "=" + value)}' (see dedupfs mount --help)"),
             };
         }
 
         return settings;
+    }
+
+    // The scanner's own rules (MergeScanner.Set) as far as they can be checked without a store, so
+    // a typo is an error before anything starts; the daemon still reports what the scanner refuses.
+    private static string CheckTunable(string option, string name, string? value)
+    {
+        if (value is null) throw new ArgumentException($"{option} needs a value, e.g. {option}={(name == "run" ? "1" : "100")}");
+        if (name == "advisor_mode")
+            return value is "none" or "scan-time" ? value : throw new ArgumentException($"{option}={value}: expected none or scan-time");
+        bool boolean = name is "use_zero_pages" or "smart_scan" or "merge_across_owners";
+        if (boolean && value is "on" or "off") value = value == "on" ? "1" : "0";
+        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int n))
+            throw new ArgumentException($"{option}={value}: expected a whole number");
+        (int min, int max, string what) = name switch
+        {
+            "run" => (0, 2, "0 (stop), 1 (run) or 2 (unmerge and stop)"),
+            _ when boolean => (0, 1, "0 or 1"),
+            "max_page_sharing" => (2, int.MaxValue, "at least 2"),
+            "advisor_max_cpu" => (1, 100, "1 to 100"),
+            "advisor_min_pages_to_scan" or "advisor_max_pages_to_scan" or "advisor_target_scan_time" => (1, int.MaxValue, "at least 1"),
+            _ => (0, int.MaxValue, "a whole number"),
+        };
+        if (n < min || n > max) throw new ArgumentException($"{option}={value}: expected {what}");
+        return n.ToString(CultureInfo.InvariantCulture);
     }
 
     private static bool IsInside(string path, string dir) =>
@@ -136,12 +174,14 @@ internal sealed record MountSettings
             "inline_dedup=" + (InlineDedup ? "on" : "off"),
             "cache_size=" + CacheBytes.ToString(CultureInfo.InvariantCulture),
             "commit=" + CommitInterval.TotalSeconds.ToString(CultureInfo.InvariantCulture),
+            "mergeable=" + (Mergeable ? "on" : "off"),
             Fuse.ReadOnly ? "ro" : "rw",
             Fuse.Suid ? "suid" : "nosuid",
             Fuse.Dev ? "dev" : "nodev",
             Fuse.NoExec ? "noexec" : "exec",
             Fuse.NoAtime ? "noatime" : "relatime",
         };
+        foreach (var (name, value) in Ksm) parts.Add((name == "run" ? "ksm_run" : name) + "=" + value);
         if (Fuse.AllowOther) parts.Add("allow_other");
         if (Fuse.FsName != Store) parts.Add("fsname=" + Fuse.FsName);
         if (Fuse.Subtype is { } sub && sub != "dedupfs") parts.Add("subtype=" + sub);

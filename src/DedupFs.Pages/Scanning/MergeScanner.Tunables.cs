@@ -211,6 +211,20 @@ public sealed partial class MergeScanner
         }
     }
 
+    /// <summary>MADV_UNMERGEABLE for one mapping: clears <see cref="Mapping.Mergeable"/>, forgets what the scanner tracked
+    /// of it and gives every shared slot a private copy (as run = 2 does for each mergeable mapping). Done between
+    /// batches, under the scan lock, so a batch that saw the mapping as mergeable cannot merge into it afterwards;
+    /// its pages left in the unstable index are skipped (their table is gone). Returns the slots unmerged.</summary>
+    public int MakeUnmergeable(Mapping m)
+    {
+        lock (_scanLock)
+        {
+            m.Mergeable = false;
+            ForgetTable(m.Inode);
+            return m.Unmerge();
+        }
+    }
+
     private static void ThrowOnErrno(int errno, string name, object value)
     {
         if (errno == 0) return;

@@ -11,9 +11,10 @@ namespace DedupFs.FileSystem.Tests.Support;
 
 public sealed class DedupMount : IDisposable
 {
-    public DedupMount(CacheMode mode)
+    public DedupMount(CacheMode mode, bool mergeableByDefault = true)
     {
         Mode = mode;
+        MergeableByDefault = mergeableByDefault;
         StoreDir = Directory.CreateTempSubdirectory("dedupfs-fs-store-").FullName;
         MountPoint = Directory.CreateTempSubdirectory("dedupfs-fs-mnt-").FullName;
         try
@@ -28,6 +29,9 @@ public sealed class DedupMount : IDisposable
     }
 
     public CacheMode Mode { get; }
+
+    /// <summary>The mount option mergeable=on|off.</summary>
+    public bool MergeableByDefault { get; }
 
     public string StoreDir { get; }
 
@@ -48,7 +52,7 @@ public sealed class DedupMount : IDisposable
         Engine = PageEngine.Open(StoreDir,
             new StoreOptions { CommitInterval = TimeSpan.FromSeconds(2), MetadataMapSize = 1L << 30 },
             new PageEngineOptions { CacheBytes = 32L << 20 });
-        Fs = new DedupFileSystem(Engine, new FileSystemOptions { Cache = Mode, Log = TextWriter.Synchronized(Log) });
+        Fs = new DedupFileSystem(Engine, new FileSystemOptions { Cache = Mode, MergeableByDefault = MergeableByDefault, Log = TextWriter.Synchronized(Log) });
         Session = FuseSession.Mount(Fs,
             new FuseMountOptions { MountPoint = MountPoint, FsName = "dedupfs-test", DefaultPermissions = true, AllowOther = true },
             new FuseSessionOptions { Workers = 4 });

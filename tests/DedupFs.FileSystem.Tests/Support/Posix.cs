@@ -18,7 +18,7 @@ internal static unsafe partial class Posix
     public const long UtimeNow = (1L << 30) - 1, UtimeOmit = (1L << 30) - 2;
 
     public const int EPERM = 1, ENOENT = 2, EIO = 5, ENXIO = 6, E2BIG = 7, EACCES = 13, EEXIST = 17, EXDEV = 18, ENOTDIR = 20, EISDIR = 21,
-        EINVAL = 22, EFBIG = 27, ENOSPC = 28, EROFS = 30, ERANGE = 34, ENAMETOOLONG = 36, ENOTEMPTY = 39, ENODATA = 61, EOPNOTSUPP = 95;
+        EINVAL = 22, EBUSY = 16, EFBIG = 27, ENOSPC = 28, EROFS = 30, ERANGE = 34, ENAMETOOLONG = 36, ENOTEMPTY = 39, ENODATA = 61, EOPNOTSUPP = 95;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int OpenRaw(string path, int flags, int mode);
