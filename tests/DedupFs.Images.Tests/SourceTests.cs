@@ -1,0 +1,137 @@
+using DedupFs.Images.Tests.Support;
+
+namespace DedupFs.Images.Tests;
+
+/// <summary>Every kind of SOURCE gives the same tree; compression is found by content, not by name.</summary>
+public sealed class SourceTests
+{
+    private static Layer[] TwoLayers(Kind kind) =>
+    [
+        Layer.Of(new LayerBuilder().Dir("etc").File("etc/os-release", "ID=test\n").File("etc/gone", "x"), kind),
+        Layer.Of(new LayerBuilder().Whiteout("etc/gone").File("etc/added", "added"), kind),
+    ];
+
+    private static void AssertTree(Scratch s)
+    {
+        Assert.Equal("ID=test\n", File.ReadAllText(s.P("etc/os-release")));
+        Assert.Equal("added", File.ReadAllText(s.P("etc/added")));
+        Assert.False(Path.Exists(s.P("etc/gone")));
+        Assert.Equal(["rootfs"], Directory.EnumerateFileSystemEntries(s.Out).Select(Path.GetFileName));
+    }
+
+    [Theory]
+    [InlineData(Kind.Plain)]
+    [InlineData(Kind.Gzip)]
+    [InlineData(Kind.Zstd)]
+    public void OciLayoutDirectory(Kind kind)
+    {
+        using var s = new Scratch();
+        string layout = ImageWriter.OciLayout(Path.Combine(s.Work, "oci"), TwoLayers(kind));
+        using var source = ImageSource.Open(layout, null);
+        var result = s.Import(source);
+        AssertTree(s);
+        Assert.Equal(2, result.Layers);
+        Assert.Equal(5, result.Entries);
+        Assert.Equal(8 + 1 + 5, result.LogicalBytes);
+    }
+
+    [Fact]
+    public void OciArchive()
+    {
+        using var s = new Scratch();
+        string layout = ImageWriter.OciLayout(Path.Combine(s.Work, "oci"), TwoLayers(Kind.Zstd));
+        string archive = ImageWriter.Archive(layout, Path.Combine(s.Work, "oci.tar"));
+        using var source = ImageSource.Open(archive, null);
+        s.Import(source);
+        AssertTree(s);
+    }
+
+    [Fact]
+    public void DockerSaveTarball()
+    {
+        using var s = new Scratch();
+        string dir = ImageWriter.DockerSave(Path.Combine(s.Work, "docker"), TwoLayers(Kind.Plain));
+        string archive = ImageWriter.Archive(dir, Path.Combine(s.Work, "docker.tar"));
+        using var source = ImageSource.Open(archive, null);
+        Assert.StartsWith("docker save", source.Kind);
+        s.Import(source);
+        AssertTree(s);
+    }
+
+    [Fact]
+    public void LayerListWithMixedCompression()
+    {
+        using var s = new Scratch();
+        var layers = TwoLayers(Kind.Gzip);
+        s.ImportLayers(layers[0], Layer.Of(layers[1].Tar, Kind.Zstd));
+        AssertTree(s);
+    }
+
+    [Fact]
+    public void IndexPicksTheHostPlatformUnlessTold()
+    {
+        using var s = new Scratch();
+        string layout = Path.Combine(s.Work, "multi");
+        var arm = ImageWriter.Manifest(layout, [Layer.Of(new LayerBuilder().File("arch", "arm64"))], "arm64");
+        var amd = ImageWriter.Manifest(layout, [Layer.Of(new LayerBuilder().File("arch", "amd64"))], "amd64");
+        ImageWriter.Index(layout, arm, amd);
+
+        using (var source = ImageSource.Open(layout, null)) s.Import(source);
+        Assert.Equal(Platform.Host.Architecture, File.ReadAllText(s.P("arch")));
+        Directory.Delete(s.Dest, recursive: true);
+
+        using (var source = ImageSource.Open(layout, Platform.Parse("linux/arm64"))) s.Import(source);
+        Assert.Equal("arm64", File.ReadAllText(s.P("arch")));
+
+        var e = Assert.Throws<ImageException>(() => ImageSource.Open(layout, Platform.Parse("linux/s390x")));
+        Assert.Contains("linux/arm64", e.Message);
+        Assert.Contains("linux/amd64", e.Message);
+        Assert.Throws<ImageException>(() => Platform.Parse("linux"));
+    }
+
+    [Fact]
+    public void NestedIndexIsFollowed()
+    {
+        using var s = new Scratch();
+        string layout = Path.Combine(s.Work, "nested");
+        var amd = ImageWriter.Manifest(layout, [Layer.Of(new LayerBuilder().File("f", "nested"))], "amd64");
+        byte[] inner = ImageWriter.Json(new { schemaVersion = 2, mediaType = "application/vnd.oci.image.index.v1+json", manifests = new[] { amd } });
+        string digest = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(inner));
+        File.WriteAllBytes(Path.Combine(layout, "blobs", "sha256", digest[7..]), inner);
+        ImageWriter.Index(layout, new Dictionary<string, object> { ["mediaType"] = "application/vnd.oci.image.index.v1+json", ["digest"] = digest, ["size"] = inner.Length });
+        using var source = ImageSource.Open(layout, null);
+        s.Import(source);
+        Assert.Equal("nested", File.ReadAllText(s.P("f")));
+    }
+
+    [Fact]
+    public void LargeFileStreamsInChunksAndZeroPagesBecomeHoles()
+    {
+        using var s = new Scratch();
+        byte[] data = new byte[3 * 1024 * 1024 + 5000];
+        new Random(7).NextBytes(data.AsSpan(0, 1024 * 1024));
+        data[^1] = 1; // a zero run in the middle, a non-zero tail in a partial page
+        s.ImportLayers(Layer.Of(new LayerBuilder().File("big", data), Kind.Zstd));
+        Assert.Equal(data, File.ReadAllBytes(s.P("big")));
+    }
+
+    [Fact]
+    public void CommandLineImportsAndReports()
+    {
+        using var s = new Scratch();
+        string layout = ImageWriter.OciLayout(Path.Combine(s.Work, "oci"), TwoLayers(Kind.Gzip));
+        var (exit, output, error) = Dedupfs.Run("image", "import", layout, s.Dest);
+        Assert.True(exit == 0, error);
+        Assert.Contains("2 layer(s), 5 entries", output);
+        AssertTree(s);
+
+        (exit, _, error) = Dedupfs.Run("image", "import", layout, s.Dest);
+        Assert.Equal(1, exit);
+        Assert.Contains("already exists", error);
+
+        (exit, _, error) = Dedupfs.Run("image", "import", "--layer", Path.Combine(s.Work, "nope"), Path.Combine(s.Out, "x"));
+        Assert.Equal(1, exit);
+        Assert.Contains("nope", error);
+        Assert.False(Path.Exists(Path.Combine(s.Out, "x")));
+    }
+}
