@@ -251,6 +251,15 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
         }
 
         string name = parts[^1];
+        bool whiteout = name.StartsWith(".wh.", StringComparison.Ordinal);
+        // A whiteout in a directory no layer made has nothing to hide: no need to create it.
+        if (whiteout)
+        {
+            int probe = root.OpenDirectory(parts, parts.Length - 1, create: false);
+            if (probe == -Native.ENOENT) return;
+            if (probe >= 0) Native.Close(probe);
+        }
+
         int dir = OpenParent(parts, create: true);
         try
         {

@@ -13,10 +13,11 @@ public sealed class ChangesetTests
         using var s = new Scratch();
         s.ImportLayers(
             Layer.Of(new LayerBuilder().Dir("a").File("a/x", "x").File("a/y", "y").Dir("d").Dir("d/sub").File("d/sub/deep", "deep")),
-            Layer.Of(new LayerBuilder().Whiteout("a/x").Whiteout("d").Whiteout("a/never-existed")));
+            Layer.Of(new LayerBuilder().Whiteout("a/x").Whiteout("d").Whiteout("a/never-existed").Whiteout("no/such/dir/x")));
         Assert.False(Path.Exists(s.P("a/x")));
         Assert.Equal("y", File.ReadAllText(s.P("a/y")));
         Assert.False(Path.Exists(s.P("d")));
+        Assert.False(Path.Exists(s.P("no")));
         Assert.Empty(Directory.EnumerateFileSystemEntries(s.Dest, ".wh.*", SearchOption.AllDirectories));
     }
 

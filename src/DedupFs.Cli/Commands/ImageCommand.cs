@@ -67,8 +67,10 @@ internal static class ImageCommand
             if (mount is not null && storedBefore is long before && StoredBytes(mount) is long after)
             {
                 long added = Math.Max(0, after - before);
-                string ratio = added == 0 ? "all of it already stored" : (result.LogicalBytes / (double)added).ToString("0.0", CultureInfo.InvariantCulture) + "x";
-                output.WriteLine($"newly stored: {StatsCommand.Human(added)} (dedup ratio {ratio})");
+                string ratio = added == 0
+                    ? $"all {StatsCommand.Human(result.LogicalBytes)} were already stored"
+                    : "dedup ratio " + (result.LogicalBytes / (double)added).ToString("0.0", CultureInfo.InvariantCulture) + "x";
+                output.WriteLine($"newly stored: {StatsCommand.Human(added)} ({ratio})");
             }
             else
             {
