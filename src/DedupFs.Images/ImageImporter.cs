@@ -528,11 +528,41 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
         if (entry is not PaxTarEntry pax) return;
         foreach (var (key, value) in pax.ExtendedAttributes)
         {
-            if (!key.StartsWith("SCHILY.xattr.", StringComparison.Ordinal)) continue;
-            string attr = key["SCHILY.xattr.".Length..];
-            // PAX records are UTF-8 text; binary xattr values arrive as their Latin-1 bytes' chars
-            // in some writers, but the common case (and ours) is UTF-8.
-            byte[] bytes = System.Text.Encoding.UTF8.GetBytes(value);
+            string attr;
+            byte[] bytes;
+            if (key.StartsWith("SCHILY.xattr.", StringComparison.Ordinal))
+            {
+                attr = key["SCHILY.xattr.".Length..];
+                // System.Formats.Tar hands PAX values over as UTF-8-decoded strings, so a binary
+                // value (security.capability, as Go's archive/tar writes it) arrives with U+FFFD
+                // where its bytes were: better not set than set wrong.
+                if (value.Contains('\uFFFD'))
+                {
+                    _skippedXattrs++;
+                    options.Warning?.Invoke($"layer {_layerIndex + 1}: {entry.Name}: xattr {attr} has a binary value that cannot be read back exactly; not set");
+                    continue;
+                }
+
+                bytes = System.Text.Encoding.UTF8.GetBytes(value);
+            }
+            else if (key.StartsWith("LIBARCHIVE.xattr.", StringComparison.Ordinal))
+            {
+                // bsdtar's form: the name URL-encoded, the value base64, so binary values survive.
+                attr = Uri.UnescapeDataString(key["LIBARCHIVE.xattr.".Length..]);
+                try
+                {
+                    bytes = Convert.FromBase64String(value);
+                }
+                catch (FormatException)
+                {
+                    throw Fail($"xattr {attr}: the LIBARCHIVE.xattr value is not base64");
+                }
+            }
+            else
+            {
+                continue;
+            }
+
             // The parent is held open, so /proc/self/fd/N/name is exactly that entry; lsetxattr
             // does not follow it if it is a symlink.
             fixed (byte* p = bytes)

@@ -145,6 +145,18 @@ public sealed class ChangesetTests
     }
 
     [Fact]
+    public void BinaryXattrsSurviveInLibarchiveFormAndAreNeverSetGarbled()
+    {
+        using var s = new Scratch();
+        var result = s.ImportLayers(Layer.Of(new LayerBuilder()
+            .File("bsd", "f", pax: new() { ["LIBARCHIVE.xattr.user.b%20in"] = Convert.ToBase64String("bin\u00e9"u8.ToArray()) })
+            .File("garbled", "f", pax: new() { ["SCHILY.xattr.user.cap"] = "\uFFFD\u0001" })));
+        Assert.Equal("bin\u00e9", Sys.GetXattr(s.P("bsd"), "user.b in"));
+        Assert.Null(Sys.GetXattr(s.P("garbled"), "user.cap"));
+        Assert.Contains(result.Warnings, w => w.Contains("extended attribute"));
+    }
+
+    [Fact]
     public void FifosAndDeviceNodes()
     {
         using var s = new Scratch();

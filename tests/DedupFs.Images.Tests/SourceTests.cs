@@ -116,6 +116,73 @@ public sealed class SourceTests
     }
 
     [Fact]
+    public void LayersStreamInBoundedMemory()
+    {
+        using var s = new Scratch();
+        const long size = 96L << 20;
+        string blob = Path.Combine(s.Work, "big.tar.gz");
+        using (var file = File.Create(blob))
+        using (var gz = new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionLevel.Fastest))
+        using (var tar = new System.Formats.Tar.TarWriter(gz, System.Formats.Tar.TarEntryFormat.Pax))
+        {
+            tar.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "big") { DataStream = new PatternStream(size) });
+        }
+
+        using var source = ImageSource.FromLayerFiles([blob]);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var result = s.Import(source);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(size, result.LogicalBytes);
+        Assert.True(allocated < 16 << 20, $"importing a {size >> 20} MiB layer allocated {allocated >> 20} MiB");
+        using var written = File.OpenRead(s.P("big"));
+        using var expected = new PatternStream(size);
+        byte[] a = new byte[1 << 20], b = new byte[1 << 20];
+        int n;
+        while ((n = expected.ReadAtLeast(a, a.Length, throwOnEndOfStream: false)) > 0)
+        {
+            Assert.Equal(n, written.ReadAtLeast(b, n, throwOnEndOfStream: false));
+            Assert.True(a.AsSpan(0, n).SequenceEqual(b.AsSpan(0, n)));
+        }
+    }
+
+    /// <summary>Bytes made up as they are read: a big layer without a big buffer.</summary>
+    private sealed class PatternStream(long length) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => length;
+        public override long Position { get; set; }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            int n = (int)Math.Min(count, length - Position);
+            for (int i = 0; i < n; i++)
+            {
+                long p = Position + i;
+                buffer[offset + i] = (byte)((p >> 12) * 31 + (p & 0xFF) + 1);
+            }
+
+            Position += n;
+            return n;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => Position + offset,
+            _ => length + offset,
+        };
+
+        public override void Flush()
+        {
+        }
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    [Fact]
     public void CommandLineImportsAndReports()
     {
         using var s = new Scratch();
