@@ -43,6 +43,9 @@ public sealed class ImportOptions
     /// <summary>Below this many expanded bytes a layer's ratio is not judged: tiny tars of empty files compress enormously.</summary>
     public long RatioFloor { get; init; } = 8L << 20;
 
+    /// <summary>Largest PAX or GNU long-name record accepted: the tar reader holds each one in memory.</summary>
+    public int MaxMetadataRecord { get; init; } = 1 << 20;
+
     public Action<ImportProgress>? Progress { get; init; }
     public Action<string>? Warning { get; init; }
     public CancellationToken Cancel { get; init; }
@@ -182,7 +185,7 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
                 if (kind != Compression.None && total > options.RatioFloor && total > options.MaxRatio * Math.Max(1, compressedSide.Count))
                     throw Fail($"the layer expands more than --max-ratio {options.MaxRatio} times its compressed size: refusing a possible decompression bomb");
             });
-            using (var reader = new TarReader(tar, leaveOpen: true))
+            using (var reader = new TarReader(new TarHeaderGuard(tar, options.MaxMetadataRecord), leaveOpen: true))
             {
                 while (true)
                 {

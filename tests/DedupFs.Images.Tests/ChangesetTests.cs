@@ -190,6 +190,23 @@ public sealed class ChangesetTests
     }
 
     [Fact]
+    public void GnuLongNamesAndLinks()
+    {
+        using var s = new Scratch();
+        string name = new string('g', 180) + "/" + new string('n', 200);
+        var tar = new MemoryStream();
+        using (var writer = new System.Formats.Tar.TarWriter(tar, System.Formats.Tar.TarEntryFormat.Gnu, leaveOpen: true))
+        {
+            writer.WriteEntry(new System.Formats.Tar.GnuTarEntry(System.Formats.Tar.TarEntryType.RegularFile, name) { DataStream = new MemoryStream("gnu"u8.ToArray()) });
+            writer.WriteEntry(new System.Formats.Tar.GnuTarEntry(System.Formats.Tar.TarEntryType.SymbolicLink, "l") { LinkName = name });
+        }
+
+        s.ImportLayers(Layer.Of(tar.ToArray(), Kind.Plain));
+        Assert.Equal("gnu", File.ReadAllText(s.P(name)));
+        Assert.Equal("gnu", File.ReadAllText(s.P("l")));
+    }
+
+    [Fact]
     public void MissingParentsAreCreated()
     {
         using var s = new Scratch();
