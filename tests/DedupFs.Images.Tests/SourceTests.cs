@@ -52,10 +52,17 @@ public sealed class SourceTests
         using var s = new Scratch();
         string dir = ImageWriter.DockerSave(Path.Combine(s.Work, "docker"), TwoLayers(Kind.Plain));
         string archive = ImageWriter.Archive(dir, Path.Combine(s.Work, "docker.tar"));
-        using var source = ImageSource.Open(archive, null);
-        Assert.StartsWith("docker save", source.Kind);
-        s.Import(source);
+        using (var source = ImageSource.Open(archive, null))
+        {
+            Assert.StartsWith("docker save", source.Kind);
+            s.Import(source);
+        }
+
         AssertTree(s);
+        Directory.Delete(s.Dest, recursive: true);
+        using (var extracted = ImageSource.Open(dir, null)) s.Import(extracted);
+        AssertTree(s);
+        Assert.Contains("linux/amd64", Assert.Throws<ImageException>(() => ImageSource.Open(dir, Platform.Parse("linux/arm64"))).Message);
     }
 
     [Fact]
@@ -113,6 +120,31 @@ public sealed class SourceTests
         data[^1] = 1; // a zero run in the middle, a non-zero tail in a partial page
         s.ImportLayers(Layer.Of(new LayerBuilder().File("big", data), Kind.Zstd));
         Assert.Equal(data, File.ReadAllBytes(s.P("big")));
+    }
+
+    [Fact]
+    public async Task WithoutRootOwnersStayAndDeviceNodesAreSkippedWithAWarning()
+    {
+        if (!Sys.IsRoot || !File.Exists("/usr/bin/setpriv")) return; // needs root to become someone else
+        using var s = new Scratch();
+        string blob = Path.Combine(s.Work, "layer.tar");
+        File.WriteAllBytes(blob, Layer.Of(new LayerBuilder().Dir("dev").CharDevice("dev/null", 1, 3).Fifo("dev/fifo")
+            .File("su", "x", 0x9ED, e => e.Uid = 1234), Kind.Plain).Blob);
+        foreach (string dir in new[] { s.Root, s.Work, s.Out, s.Outside }) File.SetUnixFileMode(dir, (UnixFileMode)0x1FF);
+        File.SetUnixFileMode(blob, (UnixFileMode)0x1A4);
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/setpriv") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "env", $"HOME={s.Work}", "dotnet", Dedupfs.Dll, "image", "import", "--layer", blob, s.Dest })
+            start.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        string error = await p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.True(p.ExitCode == 0, error + await stdout);
+        Assert.Contains("skipped device node dev/null", error);
+        Assert.False(Path.Exists(s.P("dev/null")));
+        Assert.Equal(0x1000u, Sys.LStat(s.P("dev/fifo")).Type);
+        var su = Sys.LStat(s.P("su"));
+        Assert.Equal((65534u, 0x9EDu), (su.Uid, su.Perm));
     }
 
     [Fact]

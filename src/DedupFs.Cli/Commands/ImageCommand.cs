@@ -61,7 +61,7 @@ internal static class ImageCommand
             using var source = layers.Length > 0 ? ImageSource.FromLayerFiles(layers) : ImageSource.Open(paths[0], platform is null ? null : Platform.Parse(platform));
             var result = ImageImporter.Import(source, destination, options);
             if (progress) error.WriteLine();
-            foreach (string w in result.Warnings) error.WriteLine($"dedupfs: image import: warning: {w}");
+            // Each warning was already said as it happened (result.Warnings sums them up for callers).
 
             output.WriteLine($"{destination}: {result.Layers} layer(s), {result.Entries} entries, {StatsCommand.Human(result.LogicalBytes)} of file data ({source.Kind})");
             if (mount is not null && storedBefore is long before && StoredBytes(mount) is long after)
