@@ -64,6 +64,25 @@ public sealed class HostileTests
     }
 
     [Fact]
+    public void OpaqueMarkersAndFilesUnderNonDirectoriesAreRefused()
+    {
+        using var s = new Scratch();
+        Refused(s, "up/.wh..wh..opq",
+            Layer.Of(new LayerBuilder().Symlink("up", s.Outside)),
+            Layer.Of(new LayerBuilder().Opaque("up")));
+        Refused(s, "f/x", Layer.Of(new LayerBuilder().File("f", "file").File("f/x", "under a file")));
+    }
+
+    [Fact]
+    public void WithoutOpenat2EvenInImageSymlinksInTheDirectoryPartAreRefused()
+    {
+        using var s = new Scratch();
+        Refused(s, "lib/x", new ImportOptions { ForceFallbackResolver = true },
+            Layer.Of(new LayerBuilder().Dir("usr").Symlink("lib", "usr")),
+            Layer.Of(new LayerBuilder().File("lib/x", "x")));
+    }
+
+    [Fact]
     public void HardLinksOutsideOrToNothingAreRefused()
     {
         using var s = new Scratch();
