@@ -148,6 +148,7 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
     private string _layerName = "";
     private int _layerIndex, _layerCount;
     private string? _entryName;
+    private TarHeaderGuard? _guard;
 
     public ImportResult Result(int layers)
     {
@@ -185,7 +186,8 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
                 if (kind != Compression.None && total > options.RatioFloor && total > options.MaxRatio * Math.Max(1, compressedSide.Count))
                     throw Fail($"the layer expands more than --max-ratio {options.MaxRatio} times its compressed size: refusing a possible decompression bomb");
             });
-            using (var reader = new TarReader(new TarHeaderGuard(tar, options.MaxMetadataRecord), leaveOpen: true))
+            _guard = new TarHeaderGuard(tar, options.MaxMetadataRecord);
+            using (var reader = new TarReader(_guard, leaveOpen: true))
             {
                 while (true)
                 {
@@ -536,17 +538,23 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
             if (key.StartsWith("SCHILY.xattr.", StringComparison.Ordinal))
             {
                 attr = key["SCHILY.xattr.".Length..];
-                // System.Formats.Tar hands PAX values over as UTF-8-decoded strings, so a binary
-                // value (security.capability, as Go's archive/tar writes it) arrives with U+FFFD
-                // where its bytes were: better not set than set wrong.
-                if (value.Contains('\uFFFD'))
+                // System.Formats.Tar hands PAX values over UTF-8-decoded, which garbles binary
+                // values (security.capability, as Go's archive/tar writes it); the guard kept
+                // the raw bytes. Should they be missing, a garbled value is better not set.
+                if (_guard?.EntryXattrs is { } raw && raw.TryGetValue(attr, out byte[]? exact))
+                {
+                    bytes = exact;
+                }
+                else if (value.Contains('\uFFFD'))
                 {
                     _skippedXattrs++;
                     options.Warning?.Invoke($"layer {_layerIndex + 1}: {entry.Name}: xattr {attr} has a binary value that cannot be read back exactly; not set");
                     continue;
                 }
-
-                bytes = System.Text.Encoding.UTF8.GetBytes(value);
+                else
+                {
+                    bytes = System.Text.Encoding.UTF8.GetBytes(value);
+                }
             }
             else if (key.StartsWith("LIBARCHIVE.xattr.", StringComparison.Ordinal))
             {

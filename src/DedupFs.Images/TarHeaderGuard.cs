@@ -89,25 +89,42 @@ internal sealed class TarHeaderGuard(Stream inner, int maxMetadata) : Stream
         {
             if (_sizeOverride is long over) size = over;
             _sizeOverride = null;
+            EntryXattrs = _pendingXattrs;
+            _pendingXattrs = null;
         }
 
         if (size < 0) throw new InvalidDataException("a negative entry size");
         _nextHeader = here + Block + (size + Block - 1) / Block * Block;
     }
 
+    /// <summary>
+    /// The raw bytes of the SCHILY.xattr.* values in the PAX record of the entry whose header was
+    /// read last (the reader is in step with us: it has just returned that entry), or null.
+    /// </summary>
+    public Dictionary<string, byte[]>? EntryXattrs { get; private set; }
+
+    private Dictionary<string, byte[]>? _pendingXattrs;
+
     private void FinishPax()
     {
-        // Records are "LENGTH key=value\n"; only "size" changes where the next header is.
-        string text = Encoding.UTF8.GetString(_pax!.GetBuffer(), 0, (int)_pax.Length);
+        // Records are "LENGTH key=value\n", LENGTH counting bytes. Parsed here as bytes because
+        // the reader hands values over UTF-8-decoded, which garbles binary xattrs; "size" moves
+        // where the next header is.
+        ReadOnlySpan<byte> text = _pax!.GetBuffer().AsSpan(0, (int)_pax.Length);
         _pax = null;
-        int i = 0;
-        while (i < text.Length)
+        while (text.Length > 0)
         {
-            int space = text.IndexOf(' ', i);
-            if (space < 0 || !int.TryParse(text.AsSpan(i, space - i), out int length) || length <= 0 || i + length > text.Length) break;
-            string record = text.Substring(space + 1, i + length - space - 2);
-            if (record.StartsWith("size=", StringComparison.Ordinal) && long.TryParse(record.AsSpan(5), out long s)) _sizeOverride = s;
-            i += length;
+            int space = text.IndexOf((byte)' ');
+            if (space <= 0 || !int.TryParse(Encoding.ASCII.GetString(text[..space]), out int length) || length <= space + 2 || length > text.Length) break;
+            var record = text[(space + 1)..(length - 1)];
+            text = text[length..];
+            int eq = record.IndexOf((byte)'=');
+            if (eq < 0) continue;
+            string key = Encoding.UTF8.GetString(record[..eq]);
+            var value = record[(eq + 1)..];
+            if (key == "size" && long.TryParse(Encoding.ASCII.GetString(value), out long s)) _sizeOverride = s;
+            else if (key.StartsWith("SCHILY.xattr.", StringComparison.Ordinal))
+                (_pendingXattrs ??= new(StringComparer.Ordinal))[key["SCHILY.xattr.".Length..]] = value.ToArray();
         }
     }
 

@@ -247,6 +247,13 @@ internal static unsafe partial class Sys
         return n < 0 ? null : Encoding.UTF8.GetString(buffer, (int)n);
     }
 
+    public static byte[]? GetXattrBytes(string path, string name)
+    {
+        byte* buffer = stackalloc byte[4096];
+        nint n = LGetXattr(path, name, buffer, 4096);
+        return n < 0 ? null : new ReadOnlySpan<byte>(buffer, (int)n).ToArray();
+    }
+
     public readonly record struct Stat(uint Mode, uint Uid, uint Gid, uint Nlink, ulong Ino, long Mtime, uint RdevMajor, uint RdevMinor)
     {
         public uint Type => Mode & 0xF000;
