@@ -145,19 +145,7 @@ public sealed class HostileTests
     {
         using var s = new Scratch();
         // A PAX header that claims 1 GiB of records: the tar reader would allocate all of it.
-        byte[] header = new byte[512];
-        void Put(int at, string text) => System.Text.Encoding.ASCII.GetBytes(text).CopyTo(header, at);
-        Put(0, "PaxHeaders/bomb");
-        Put(100, "0000644");
-        Put(108, "0000000");
-        Put(116, "0000000");
-        Put(124, Convert.ToString(1L << 30, 8).PadLeft(11, '0'));
-        Put(136, "00000000000");
-        header[156] = (byte)'x';
-        Put(257, "ustar\0");
-        Put(263, "00");
-        header.AsSpan(148, 8).Fill((byte)' ');
-        Put(148, Convert.ToString(header.Sum(b => b), 8).PadLeft(6, '0') + "\0 ");
+        byte[] header = Sys.RawHeader("PaxHeaders/bomb", 'x', 1L << 30);
         byte[] first = new LayerBuilder().File("innocent", "x").Tar();
         byte[] tar = [.. first.AsSpan(0, first.Length - 1024), .. header, .. new byte[8192]];
         long before = GC.GetAllocatedBytesForCurrentThread();

@@ -148,6 +148,51 @@ public sealed class SourceTests
     }
 
     [Fact]
+    public async Task TerminatedImportLeavesNothing()
+    {
+        using var s = new Scratch();
+        string fifo = Path.Combine(s.Work, "layer.fifo");
+        Assert.Equal(0, Sys.MkFifo(fifo, 0x180));
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { Dedupfs.Dll, "image", "import", "--layer", fifo, s.Dest }) start.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        bool signalled = false;
+        // A layer that never ends: one 1 GiB member fed slowly through a FIFO, until the
+        // importer has made its temporary directory and been sent SIGTERM.
+        using (var writer = new FileStream(fifo, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 0))
+        {
+            byte[] chunk = new byte[64 * 1024];
+            chunk.AsSpan().Fill(0x55);
+            var until = DateTime.UtcNow.AddSeconds(60);
+            try
+            {
+                writer.Write(Sys.RawHeader("endless", '0', 1L << 30));
+                while (!p.HasExited && DateTime.UtcNow < until)
+                {
+                    writer.Write(chunk);
+                    if (!signalled && Directory.EnumerateFileSystemEntries(s.Out).Any())
+                    {
+                        Assert.Equal(0, Sys.Kill(p.Id, 15));
+                        signalled = true;
+                    }
+                }
+            }
+            catch (IOException)
+            {
+                // the importer stopped reading
+            }
+        }
+
+        Assert.True(p.WaitForExit(60_000));
+        Assert.True(signalled);
+        Assert.True(p.ExitCode == 130, $"exit {p.ExitCode}: {await stderr}{await stdout}");
+        Assert.Contains("interrupted", await stderr);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(s.Out));
+    }
+
+    [Fact]
     public void LayersStreamInBoundedMemory()
     {
         using var s = new Scratch();

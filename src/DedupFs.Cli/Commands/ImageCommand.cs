@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using DedupFs.Cli.Mounting;
 using DedupFs.Images;
@@ -34,12 +35,16 @@ internal static class ImageCommand
     internal static int Run(string[] paths, string[] layers, string? platform, string maxSize, double maxRatio, TextWriter output, TextWriter error)
     {
         using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        // Interrupted or terminated: stop at the next chunk and remove the half-built tree,
+        // instead of letting the runtime exit with it left beside DEST.
+        Action<PosixSignalContext> stop = context =>
         {
-            e.Cancel = true;
+            context.Cancel = true;
             cancel.Cancel();
         };
-        Console.CancelKeyPress += onCancel;
+        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, stop);
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, stop);
+        using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, stop);
         bool progress = !Console.IsErrorRedirected && ReferenceEquals(error, Console.Error);
         try
         {
@@ -94,10 +99,6 @@ internal static class ImageCommand
         {
             error.WriteLine($"dedupfs: image import: {e.Message}");
             return 1;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 

@@ -247,6 +247,31 @@ internal static unsafe partial class Sys
         return n < 0 ? null : Encoding.UTF8.GetString(buffer, (int)n);
     }
 
+    [LibraryImport("libc", EntryPoint = "mkfifo", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int MkFifo(string path, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static partial int Kill(int pid, int signal);
+
+    /// <summary>A ustar header block, by hand: for sizes and types TarWriter will not write.</summary>
+    public static byte[] RawHeader(string name, char type, long size)
+    {
+        byte[] header = new byte[512];
+        void Put(int at, string text) => Encoding.ASCII.GetBytes(text).CopyTo(header, at);
+        Put(0, name);
+        Put(100, "0000644");
+        Put(108, "0000000");
+        Put(116, "0000000");
+        Put(124, Convert.ToString(size, 8).PadLeft(11, '0'));
+        Put(136, "00000000000");
+        header[156] = (byte)type;
+        Put(257, "ustar\0");
+        Put(263, "00");
+        header.AsSpan(148, 8).Fill((byte)' ');
+        Put(148, Convert.ToString(header.Sum(b => b), 8).PadLeft(6, '0') + "\0 ");
+        return header;
+    }
+
     public static byte[]? GetXattrBytes(string path, string name)
     {
         byte* buffer = stackalloc byte[4096];
