@@ -54,6 +54,7 @@ public sealed class ImportOptions
     internal bool ForceFallbackResolver { get; init; }
 }
 
+/// <summary>Where an import is: the layer, and its entries and expanded bytes so far.</summary>
 public readonly record struct ImportProgress(int Layer, int Layers, long Entries, long Bytes);
 
 public sealed record ImportResult(int Layers, long Entries, long LogicalBytes, long ExpandedBytes, IReadOnlyList<string> Warnings);
@@ -149,6 +150,17 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
     private int _layerIndex, _layerCount;
     private string? _entryName;
     private TarHeaderGuard? _guard;
+    private long _layerStartBytes, _layerStartEntries, _lastReport;
+
+    // At most ten progress reports a second, however small the entries or large the files.
+    private void Report(bool force)
+    {
+        if (options.Progress is null) return;
+        long now = Environment.TickCount64;
+        if (!force && now - _lastReport < 100) return;
+        _lastReport = now;
+        options.Progress(new ImportProgress(_layerIndex + 1, _layerCount, _entries - _layerStartEntries, _expanded - _layerStartBytes));
+    }
 
     public ImportResult Result(int layers)
     {
@@ -169,6 +181,8 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
         _entryName = null;
         _thisLayer.Clear();
         long layerStart = _expanded;
+        _layerStartBytes = _expanded;
+        _layerStartEntries = _entries;
         HashingStream? blob = null;
         HashingStream? tar = null;
         try
@@ -206,14 +220,14 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
                     _entryName = entry.Name;
                     _entries++;
                     ApplyEntry(entry);
-                    if ((_entries & 255) == 0) options.Progress?.Invoke(new ImportProgress(index + 1, count, _entries, _expanded - layerStart));
+                    Report(force: false);
                 }
             }
 
             _entryName = null;
             tar.Drain();
             blob.Drain();
-            options.Progress?.Invoke(new ImportProgress(index + 1, count, _entries, _expanded - layerStart));
+            Report(force: true);
             if (layer.Size is long size && blob.Count != size)
                 throw Fail($"the blob is {blob.Count} bytes but the manifest says {size}");
             if (blobDigest is Digest bd)
@@ -429,6 +443,7 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
 
                 WriteSkippingZeroPages(fd, got, offset);
                 offset += got;
+                Report(force: false);
             }
 
             if (Native.FTruncate(fd, length) != 0) throw Fail($"truncate: {Native.Describe(Native.Errno)}");
