@@ -408,7 +408,8 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
         if (fd >= 0) return fd;
         throw Fail(-fd switch
         {
-            Native.EXDEV or Native.ELOOP => "refused: its directory resolves outside the image (through a symlink or \"..\")",
+            Native.EXDEV => "refused: its directory resolves outside the image (through a symlink or \"..\")",
+            Native.ELOOP => "refused: its directory goes through a symlink that cannot be followed safely (a loop, a magic link, or any symlink on kernels without openat2)",
             Native.ENOTDIR => "refused: a component of its directory is not a directory",
             Native.ENOENT => "its directory does not exist",
             var e => $"cannot open its directory: {Native.Describe(e)}",

@@ -175,7 +175,7 @@ public sealed class ImageSource : IDisposable
         {
             if (files.Exists("index.json")) return new ImageSource(files, OciLayers(files, platform), $"OCI layout {where}");
             if (files.Exists("manifest.json")) return new ImageSource(files, DockerLayers(files, platform), $"docker save {where}");
-            throw new ImageException($"{source}: neither an OCI image layout (index.json) nor a docker save (manifest.json)");
+            throw new ImageException($"{source}: neither an OCI image layout (index.json) nor a docker save (manifest.json); for layer tarballs use --layer");
         }
         catch
         {
