@@ -142,7 +142,6 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
 
     private readonly Dictionary<string, (uint Mode, DateTimeOffset Atime, DateTimeOffset Mtime)> _directories = new(StringComparer.Ordinal);
     private readonly HashSet<string> _thisLayer = new(StringComparer.Ordinal);
-    private readonly List<string> _warnings = [];
     private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(Chunk, pinned: true);
     private long _entries, _logical, _expanded;
     private int _skippedDevices, _skippedXattrs;
@@ -164,7 +163,7 @@ internal sealed unsafe class LayerApplier(SafeRoot root, ImportOptions options)
 
     public ImportResult Result(int layers)
     {
-        var warnings = new List<string>(_warnings);
+        var warnings = new List<string>();
         if (_skippedDevices > 0) warnings.Add($"{_skippedDevices} device node(s) skipped: creating them needs root (CAP_MKNOD)");
         if (_skippedXattrs > 0) warnings.Add($"{_skippedXattrs} extended attribute(s) not set (not permitted or not supported here)");
         return new ImportResult(layers, _entries, _logical, _expanded, warnings);
