@@ -11,6 +11,8 @@ root.Subcommands.Add(CloneCommand.Create());
 root.Subcommands.Add(SharesCommand.Create());
 root.Subcommands.Add(FsckCommand.Create());
 root.Subcommands.Add(KsmCommand.Create());
+root.Subcommands.Add(ImageCommand.Create());
+
 // mount.fuse3 (and so an fstab line "STORE MNT fuse.dedupfs OPTIONS 0 0") runs
 // "dedupfs STORE MNT -o OPTIONS": two paths where a command name would be.
 if (args.Length >= 2 && !args[0].StartsWith('-') && root.Subcommands.All(c => c.Name != args[0]))
