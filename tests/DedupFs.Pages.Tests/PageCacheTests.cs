@@ -56,8 +56,12 @@ public class PageCacheTests
     [Fact]
     public async Task Concurrent_readers_never_see_torn_or_foreign_bytes_while_frames_are_recycled()
     {
+        // Runs until the readers have checked enough hits (not for a fixed time: on a loaded
+        // machine the readers may get little CPU), at least 1.5 s, at most 60 s.
+        const long WantedHits = 2000;
         using var cache = new PageCache(16 * PageContent.Size);
-        var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1.5));
+        using var stop = new CancellationTokenSource();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         long hits = 0;
         var readers = Enumerable.Range(0, 2).Select(r => Task.Run(() =>
         {
@@ -73,14 +77,16 @@ public class PageCacheTests
             }
         })).ToArray();
         var rndw = new Random(9);
-        while (!stop.IsCancelled())
+        while ((Interlocked.Read(ref hits) < WantedHits || clock.Elapsed < TimeSpan.FromSeconds(1.5))
+               && clock.Elapsed < TimeSpan.FromSeconds(60) && !readers.Any(t => t.IsFaulted))
         {
             uint id = (uint)rndw.Next(1, 64);
             if (rndw.Next(8) == 0) cache.Invalidate(new PageId(id));
             else cache.Insert(new PageId(id), Page(id));
         }
+        stop.Cancel();
         await Task.WhenAll(readers);
-        Assert.True(hits > 100);
+        Assert.True(hits >= WantedHits, $"only {hits} hits in {clock.Elapsed.TotalSeconds:0.0} s");
     }
 
     [Fact]
