@@ -6,7 +6,7 @@ namespace DedupFs.Pages.Tests;
 public class CommitDoubleBufferTests
 {
     private const int P = PageContent.Size;
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
 
     [Fact]
     public void Writers_run_during_the_transaction_and_their_work_waits_for_the_next_commit()
