@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using DedupFs.Cli.Tests.Support;
+using DedupFs.Tests.Support;
 
 namespace DedupFs.Cli.Tests;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using DedupFs.Cli.Commands;
-using DedupFs.Cli.Tests.Support;
+using DedupFs.Tests.Support;
 
 namespace DedupFs.Cli.Tests;
 

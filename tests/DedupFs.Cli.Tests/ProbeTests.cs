@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using DedupFs.Cli.Tests.Support;
+using DedupFs.Tests.Support;
 
 namespace DedupFs.Cli.Tests;
 

@@ -3,7 +3,7 @@
 // if any operation errs or if the whole does not finish in time (a deadlock between the
 // namespace lock, the store gate and the commit hook would show here as a timeout).
 using DedupFs.FileSystem.Tests.Support;
-using static DedupFs.FileSystem.Tests.Support.Posix;
+using static DedupFs.Tests.Support.Posix;
 
 namespace DedupFs.FileSystem.Tests;
 

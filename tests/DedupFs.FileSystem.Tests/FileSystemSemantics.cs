@@ -3,7 +3,7 @@
 // Each test gets its own store and mount point.
 using System.Text;
 using DedupFs.FileSystem.Tests.Support;
-using static DedupFs.FileSystem.Tests.Support.Posix;
+using static DedupFs.Tests.Support.Posix;
 
 namespace DedupFs.FileSystem.Tests;
 

@@ -6,7 +6,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using DedupFs.FileSystem.Tests.Support;
-using static DedupFs.FileSystem.Tests.Support.Posix;
+using static DedupFs.Tests.Support.Posix;
 
 namespace DedupFs.FileSystem.Tests;
 

@@ -2,7 +2,7 @@
 // commits: every step must stay linear (the store's pending overlay is ordered, and a listing
 // is one snapshot per open directory). No timing is asserted; the test just has to finish.
 using DedupFs.FileSystem.Tests.Support;
-using static DedupFs.FileSystem.Tests.Support.Posix;
+using static DedupFs.Tests.Support.Posix;
 
 namespace DedupFs.FileSystem.Tests;
 

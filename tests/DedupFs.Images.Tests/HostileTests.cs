@@ -1,4 +1,5 @@
 using DedupFs.Images.Tests.Support;
+using DedupFs.Tests.Support;
 
 namespace DedupFs.Images.Tests;
 

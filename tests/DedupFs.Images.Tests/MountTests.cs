@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DedupFs.Images.Tests.Support;
+using DedupFs.Tests.Support;
 
 namespace DedupFs.Images.Tests;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using DedupFs.Fuse.Mounting;
 using DedupFs.Fuse.Tests.Support;
+using DedupFs.Tests.Support;
 
 namespace DedupFs.Fuse.Tests.Mounting;
 

@@ -4,6 +4,7 @@ using System.Text;
 using DedupFs.Fuse.Api;
 using DedupFs.Fuse.Mounting;
 using DedupFs.Fuse.Tests.Support;
+using DedupFs.Tests.Support;
 
 namespace DedupFs.Fuse.Tests.Mounting;
 

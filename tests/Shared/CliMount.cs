@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using DedupFs.Fuse.Mounting;
 
-namespace DedupFs.Images.Tests.Support;
+namespace DedupFs.Tests.Support;
 
 /// <summary>
 /// Runs the real command line (dedupfs.dll, the one the test project builds) in child processes,
@@ -9,7 +9,7 @@ namespace DedupFs.Images.Tests.Support;
 /// </summary>
 internal static class Dedupfs
 {
-    // The project reference copies the command line beside the tests.
+    // The test project's reference to the Cli project puts the command beside the tests.
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "dedupfs.dll");
 
     public static (int Exit, string Output, string Error) Run(params string[] args) => Run(TimeSpan.FromSeconds(120), args);
@@ -48,7 +48,7 @@ internal static class Dedupfs
 /// </summary>
 internal sealed class CliMount : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("dedupfs-images-mnt-").FullName;
+    private readonly string _root = Directory.CreateTempSubdirectory("dedupfs-cli-").FullName;
 
     public string Store => Path.Combine(_root, "store");
     public string MountPoint => Path.Combine(_root, "mnt");

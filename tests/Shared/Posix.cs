@@ -1,11 +1,12 @@
 // The system calls the tests make that .NET's File APIs do not: renameat2, copy_file_range,
 // fallocate, lseek SEEK_DATA/SEEK_HOLE, xattrs, mknod, statx, utimensat, linkat, O_TMPFILE.
 // Every call returns a value or -errno, so tests can assert on errnos directly.
+// Shared by the test projects that mount something (linked from tests/Shared).
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace DedupFs.FileSystem.Tests.Support;
+namespace DedupFs.Tests.Support;
 
 internal static unsafe partial class Posix
 {
@@ -152,6 +153,14 @@ internal static unsafe partial class Posix
     public static int Fsync(int fd) => FsyncRaw(fd) == 0 ? 0 : Err();
 
     public static int Rename2(string from, string to, uint flags) => RenameAt2(AtFdCwd, from, AtFdCwd, to, flags) == 0 ? 0 : Err();
+
+    public static long CopyFileRange(SafeHandle source, long sourceOffset, SafeHandle target, long targetOffset, long length) =>
+        CopyFileRange((int)source.DangerousGetHandle(), sourceOffset, (int)target.DangerousGetHandle(), targetOffset, length);
+
+    public const int SigInt = 2, SigKill = 9;
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static partial int Kill(int pid, int signal);
 
     public static long CopyFileRange(int fdIn, long offIn, int fdOut, long offOut, long length)
     {
