@@ -47,6 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define PAGE 4096L
 #define MAX_FILES 16
 /* A bI is synced at the latest after this many changes: it bounds the states
@@ -82,19 +84,9 @@ static struct afile af[MAX_FILES];
 static uint8_t *tmpm; /* the epoch being built */
 static long tmpsize;
 static long opno;
-static uint64_t rng_state;
 static int live; /* 1: write, performing the system calls; 0: verify's replay */
 static int jfd = -1, dirfd_ = -1;
 static uint32_t crctab[256];
-
-static uint64_t rnd(void)
-{ /* splitmix64 */
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-static long rnd_below(long n) { return n > 0 ? (long)(rnd() % (uint64_t)n) : 0; }
 
 static void crc_init(void)
 {
@@ -411,13 +403,6 @@ static void alloc_models(void)
 	}
 }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int cmd_write(void)
 {
 	live = 1;
@@ -719,25 +704,9 @@ static void usage(FILE *to)
 		MAX_FILES);
 }
 
-static long parse_num(const char *s, const char *what)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	long mult = 1;
-	if (*end == 'k' || *end == 'K')
-		mult = 1024, end++;
-	else if (*end == 'm' || *end == 'M')
-		mult = 1 << 20, end++;
-	if (errno || *end || v < 0) {
-		fprintf(stderr, "crashwrite: bad %s: %s\n", what, s);
-		exit(2);
-	}
-	return (long)(v * (double)mult);
-}
-
 int main(int argc, char **argv)
 {
+	fsx_prog = "crashwrite";
 	static const struct option longopts[] = {
 		{"seed", 1, 0, 'S'},     {"journal", 1, 0, 'j'},  {"files", 1, 0, 'n'}, {"ops", 1, 0, 'N'},
 		{"seconds", 1, 0, 't'},  {"max-size", 1, 0, 's'}, {"max-len", 1, 0, 'l'}, {"help", 0, 0, 'h'},

@@ -45,6 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define PAGE 4096L
 #define LOG_TAIL 50
 #define MAX_FILES 64
@@ -86,17 +88,6 @@ static long counts[OP_COUNT], remounts;
 static char oplog[LOG_TAIL][256];
 static long logseq; /* entries logged so far (an op may log more than one line, e.g. remount) */
 static uint8_t *scratch;
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{ /* splitmix64 */
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static long rnd_below(long n) { return n > 0 ? (long)(rnd() % (uint64_t)n) : 0; }
 
 __attribute__((format(printf, 1, 2))) static void logop(const char *fmt, ...)
 {
@@ -154,13 +145,6 @@ static void on_alarm(int sig)
 	ssize_t r = write(2, msg, sizeof(msg) - 1);
 	(void)r;
 	_exit(1);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Pattern byte written by op o at offset off: never zero. */
@@ -555,25 +539,9 @@ static void usage(FILE *to)
 		MAX_FILES);
 }
 
-static long parse_num(const char *s, const char *what)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	long mult = 1;
-	if (*end == 'k' || *end == 'K')
-		mult = 1024, end++;
-	else if (*end == 'm' || *end == 'M')
-		mult = 1 << 20, end++;
-	if (errno || *end || v < 0) {
-		fprintf(stderr, "dfsx: bad %s: %s\n", what, s);
-		exit(2);
-	}
-	return (long)(v * (double)mult);
-}
-
 int main(int argc, char **argv)
 {
+	fsx_prog = "dfsx";
 	static const struct option longopts[] = {
 		{"files", 1, 0, 'n'},        {"seed", 1, 0, 'S'},          {"ops", 1, 0, 'N'},
 		{"seconds", 1, 0, 't'},      {"max-size", 1, 0, 's'},      {"max-len", 1, 0, 'l'},
