@@ -3,19 +3,39 @@ using System.Security.Cryptography;
 
 namespace DedupFs.Images;
 
+/// <summary>
+/// The shape of every stream in this layer: read once, front to back, never written or sought.
+/// Subclasses give Read(Span) and, where they know them, Length and Position.
+/// </summary>
+internal abstract class ForwardReadStream : Stream
+{
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public abstract override int Read(Span<byte> buffer);
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
 /// <summary>A read-only window [offset, offset+length) of a file: one blob inside an image archive.</summary>
-internal sealed class FileWindowStream(string path, long offset, long length) : Stream
+internal sealed class FileWindowStream(string path, long offset, long length) : ForwardReadStream
 {
     private readonly FileStream _file = new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
     private long _position;
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => length;
     public override long Position { get => _position; set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset1, int count) => Read(buffer.AsSpan(offset1, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -25,14 +45,6 @@ internal sealed class FileWindowStream(string path, long offset, long length) : 
         _position += n;
         return n;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset1, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset1, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
@@ -45,7 +57,7 @@ internal sealed class FileWindowStream(string path, long offset, long length) : 
 /// Passes bytes through while hashing and counting them, and calls <paramref name="onRead"/>
 /// after every read so limits are checked as the data streams, not after it has landed.
 /// </summary>
-internal sealed class HashingStream(Stream inner, HashAlgorithmName algorithm, Action<long>? onRead = null) : Stream
+internal sealed class HashingStream(Stream inner, HashAlgorithmName algorithm, Action<long>? onRead = null) : ForwardReadStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(algorithm);
 
@@ -53,13 +65,7 @@ internal sealed class HashingStream(Stream inner, HashAlgorithmName algorithm, A
 
     public byte[] Hash() => _hash.GetHashAndReset();
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
     public override long Position { get => Count; set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -79,14 +85,6 @@ internal sealed class HashingStream(Stream inner, HashAlgorithmName algorithm, A
         }
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -100,17 +98,10 @@ internal sealed class HashingStream(Stream inner, HashAlgorithmName algorithm, A
 }
 
 /// <summary>A stream whose first bytes were already read (to look at the magic number) and are given back.</summary>
-internal sealed class PrefixStream(byte[] prefix, Stream inner) : Stream
+internal sealed class PrefixStream(byte[] prefix, Stream inner) : ForwardReadStream
 {
     private int _used;
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -124,14 +115,6 @@ internal sealed class PrefixStream(byte[] prefix, Stream inner) : Stream
 
         return inner.Read(buffer);
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

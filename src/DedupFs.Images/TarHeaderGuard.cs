@@ -9,7 +9,7 @@ namespace DedupFs.Images;
 /// a 4 KiB layer that declares a 1 GiB PAX header would cost 1 GiB of memory before any check.
 /// To stay in step with the reader it honours a PAX "size" record, as the reader does.
 /// </summary>
-internal sealed class TarHeaderGuard(Stream inner, int maxMetadata) : Stream
+internal sealed class TarHeaderGuard(Stream inner, int maxMetadata) : ForwardReadStream
 {
     private const int Block = 512;
     private readonly byte[] _header = new byte[Block];
@@ -21,8 +21,6 @@ internal sealed class TarHeaderGuard(Stream inner, int maxMetadata) : Stream
     private MemoryStream? _pax;
     private long _paxStart, _paxEnd;
     private long? _sizeOverride;
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -154,19 +152,7 @@ internal sealed class TarHeaderGuard(Stream inner, int maxMetadata) : Stream
         return value;
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
     public override long Position { get => _position; set => throw new NotSupportedException(); }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
