@@ -90,6 +90,24 @@ public sealed partial class DedupFileSystem
         lock (_ns) return _inodes.Get(node.Value);
     }
 
+    // Node(), with what goes wrong as the reply's errno (ENOENT, or the store's error); n is
+    // set only on success.
+    private int NodeOrErrno(NodeId node, out Inode n)
+    {
+        Inode? found;
+        try
+        {
+            found = Node(node);
+        }
+        catch (Exception e)
+        {
+            n = null!;
+            return Fail(e);
+        }
+        n = found!;
+        return found == null ? Errno.ENOENT : Errno.Success;
+    }
+
     public int GetAttr(FuseRequestContext ctx, NodeId node, FileHandle? fh, out FuseAttrOut attr)
     {
         attr = default;
@@ -183,16 +201,8 @@ public sealed partial class DedupFileSystem
         }
         else
         {
-            Inode? n;
-            try
-            {
-                n = Node(node);
-            }
-            catch (Exception e)
-            {
-                return Fail(e);
-            }
-            if (n == null) return Errno.ENOENT;
+            int rc = NodeOrErrno(node, out Inode n);
+            if (rc != 0) return rc;
             a = AttrOf(n);
             btime = n.BtimeNs;
         }
@@ -250,16 +260,8 @@ public sealed partial class DedupFileSystem
     public int ReadLink(FuseRequestContext ctx, NodeId node, Span<byte> target, out int length)
     {
         length = 0;
-        Inode? n;
-        try
-        {
-            n = Node(node);
-        }
-        catch (Exception e)
-        {
-            return Fail(e);
-        }
-        if (n == null) return Errno.ENOENT;
+        int rc = NodeOrErrno(node, out Inode n);
+        if (rc != 0) return rc;
         if (n.Target == null) return Errno.EINVAL;
         if (n.Target.Length > target.Length) return Errno.ENAMETOOLONG;
         n.Target.CopyTo(target);

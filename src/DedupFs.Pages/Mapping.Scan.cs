@@ -48,7 +48,16 @@ public sealed partial class Mapping
     /// <summary>Points slot <paramref name="idx"/> at <paramref name="target"/> if it still holds <paramref name="expected"/>,
     /// nobody else maps <paramref name="expected"/>, and the bytes are identical. The caller holds a reference on
     /// <paramref name="target"/>, which passes to the slot on success.</summary>
-    internal SlotMergeResult TryMergeSlot(long idx, PageId expected, PageId target, Span<byte> a, Span<byte> b)
+    internal SlotMergeResult TryMergeSlot(long idx, PageId expected, PageId target, Span<byte> a, Span<byte> b) =>
+        TrySwapSlot(idx, expected, target, a, b);
+
+    /// <summary>Makes slot <paramref name="idx"/> a hole if it still holds <paramref name="expected"/>, nobody else maps
+    /// it, and its bytes are all zeros.</summary>
+    internal SlotMergeResult TryZeroSlot(long idx, PageId expected, Span<byte> scratch) =>
+        TrySwapSlot(idx, expected, PageId.None, scratch, default);
+
+    // Both swaps (see the top of the file); a None target compares with zeros and makes a hole.
+    private SlotMergeResult TrySwapSlot(long idx, PageId expected, PageId target, Span<byte> a, Span<byte> b)
     {
         using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
         if (!IsCurrent()) return SlotMergeResult.SlotChanged;
@@ -58,39 +67,18 @@ public sealed partial class Mapping
         {
             if (_slots.Get(idx) != expected || _engine.IsShared(expected)) return SlotMergeResult.SlotChanged;
             _engine.ReadForCompare(expected, a);
-            _engine.ReadForCompare(target, b);
-            if (!a.SequenceEqual(b)) return SlotMergeResult.BytesDiffer;
+            if (target.IsNone)
+            {
+                if (!PageContent.IsZero(a)) return SlotMergeResult.BytesDiffer;
+            }
+            else
+            {
+                _engine.ReadForCompare(target, b);
+                if (!a.SequenceEqual(b)) return SlotMergeResult.BytesDiffer;
+            }
             _slots.Set(idx, target);
             _engine.ReleasePage(expected);
-            Interlocked.Increment(ref _engine.Counters.PagesMerged);
-            return SlotMergeResult.Merged;
-        }
-        catch (Exception e)
-        {
-            _engine.OnOperationFailed(e);
-            throw;
-        }
-        finally
-        {
-            stripe.Exit();
-        }
-    }
-
-    /// <summary>Makes slot <paramref name="idx"/> a hole if it still holds <paramref name="expected"/>, nobody else maps
-    /// it, and its bytes are all zeros.</summary>
-    internal SlotMergeResult TryZeroSlot(long idx, PageId expected, Span<byte> scratch)
-    {
-        using DedupFs.Store.Store.MutationScope gate = _engine.Store.EnterPageMutation();
-        if (!IsCurrent()) return SlotMergeResult.SlotChanged;
-        Lock stripe = StripeOf(idx);
-        stripe.Enter();
-        try
-        {
-            if (_slots.Get(idx) != expected || _engine.IsShared(expected)) return SlotMergeResult.SlotChanged;
-            _engine.ReadForCompare(expected, scratch);
-            if (!PageContent.IsZero(scratch)) return SlotMergeResult.BytesDiffer;
-            _slots.Set(idx, PageId.None);
-            _engine.ReleasePage(expected);
+            if (!target.IsNone) Interlocked.Increment(ref _engine.Counters.PagesMerged);
             return SlotMergeResult.Merged;
         }
         catch (Exception e)
